@@ -1,0 +1,18 @@
+/*
+ * weir: a small, fast stream-processing runtime.
+ *
+ * The umbrella header: include this one. Topic headers beside it:
+ *   common.h      error codes, logging, weir_buf
+ *   record.h      the record model
+ *   job.h         graphs, operators, running jobs
+ *   connectors.h  built-in sources and sinks
+ */
+#ifndef WEIR_H
+#define WEIR_H
+
+#include "common.h"
+#include "connectors.h"
+#include "job.h"
+#include "record.h"
+
+#endif /* WEIR_H */

@@ -1,0 +1,72 @@
+/*
+ * task_int.h: one task = one thread running one subtask of a chain of operators.
+ *
+ * The chain head reads from the task's gate (or polls, for a source); each operator emits into
+ * a link batch that feeds the next operator directly (no queue, same thread); the chain tail
+ * emits through outputs, one per outgoing edge, into channels of downstream tasks.
+ * Threads: a task's fields are touched only by its own thread after start, except `gate`,
+ * whose producers are upstream threads (see channel_int.h).
+ */
+#ifndef WEIR_TASK_INT_H
+#define WEIR_TASK_INT_H
+
+#include "job_int.h"
+
+struct weir_snapshot {
+  uint8_t *ptr;
+  size_t len;
+  size_t cap;
+};
+
+struct weir_ctx {
+  struct task *task;
+  struct node *node;
+  size_t pos; /* position in the chain */
+  void *inst;
+  bool opened;
+  struct weir_batch *link; /* output to the next chained operator; NULL at the tail */
+  uint8_t *scratch;
+  size_t scratch_cap;
+  char err[512];
+};
+
+/* One outgoing edge of the chain tail. */
+struct output {
+  weir_partitioning part;
+  int n_targets;
+  struct weir_chan **chans;   /* target channel per downstream subtask (1 for forward) */
+  struct weir_batch **cur;    /* batch being filled per target, or NULL */
+  uint32_t rr;                /* next rebalance target */
+};
+
+/* What the task knows of one input channel. */
+struct input {
+  int64_t watermark;
+  uint64_t barrier; /* last barrier id seen on it */
+};
+
+struct task {
+  weir_job *job;
+  struct chain *chain;
+  int subtask;
+  struct weir_ctx *ctxs; /* chain->len */
+  struct weir_gate gate; /* inputs; n_chans 0 for sources */
+  bool has_gate;
+  struct input *inputs; /* gate.n_chans */
+  int64_t in_watermark; /* min over live inputs */
+  uint64_t aligning;    /* barrier id being aligned, 0 = none */
+  size_t n_aligned;
+  struct output *outs;
+  size_t n_outs;
+  int64_t pending_since; /* when the oldest unsent output record was emitted; -1 = none */
+  int64_t next_tick;
+  pthread_t thread;
+  bool started;
+};
+
+/* Thread entry. */
+void *weir__task_main(void *arg);
+/* Frees what the task owns (after its thread is joined, or when it never started). */
+void weir__task_free(struct task *t);
+
+#endif /* WEIR_TASK_INT_H */
