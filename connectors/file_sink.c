@@ -33,8 +33,7 @@ int weir_file_sink_create(weir_file_sink **sinkp, const weir_file_sink_config *c
   } else {
     if ((s->path = strdup(cfg->path)) == NULL)
       goto fail_nomem;
-    fd = open(s->path, O_WRONLY | O_CREAT | O_CLOEXEC | (cfg->append ? O_APPEND : O_TRUNC),
-              0644);
+    fd = open(s->path, O_WRONLY | O_CREAT | O_CLOEXEC | (cfg->append ? O_APPEND : O_TRUNC), 0644);
     if (fd < 0 || (s->f = fdopen(fd, cfg->append ? "a" : "w")) == NULL) {
       weir__log(WEIR_LOG_ERROR, "file sink: cannot open %s for writing: %s", s->path,
                 strerror(errno));

@@ -94,8 +94,8 @@ static int fill(weir_ctx *ctx, struct line_inst *li) {
     n = read(li->fd, li->buf + li->end, li->cap - li->end);
   while (n < 0 && errno == EINTR);
   if (n < 0) {
-    weir_ctx_set_error(ctx, "read %s after line %" PRIu64 ": %s", display_path(li->src),
-                       li->line, strerror(errno));
+    weir_ctx_set_error(ctx, "read %s after line %" PRIu64 ": %s", display_path(li->src), li->line,
+                       strerror(errno));
     return WEIR_EIO;
   }
   if (n == 0)

@@ -14,8 +14,8 @@
 
 struct weir_push_source {
   struct weir_gate gate;
-  size_t capacity; /* 0 = the job's channel capacity */
-  bool ready;      /* gate initialised (by weir_job_add_push_source) */
+  size_t capacity;    /* 0 = the job's channel capacity */
+  bool ready;         /* gate initialised (by weir_job_add_push_source) */
   pthread_mutex_t mu; /* serialises whole pushes, so one push's records stay contiguous */
   bool closed;        /* guarded by mu */
 };
@@ -73,8 +73,8 @@ int weir_push_source_push(weir_push_source *src, const weir_record *recs, size_t
       continue;
     }
     if (rc != WEIR_EAGAIN || b->len == 0) {
-      weir__log(WEIR_LOG_ERROR, "push source: record %zu of %zu bytes exceeds the batch bound",
-                i, recs[i].value.len + recs[i].key.len + recs[i].meta.len);
+      weir__log(WEIR_LOG_ERROR, "push source: record %zu of %zu bytes exceeds the batch bound", i,
+                recs[i].value.len + recs[i].key.len + recs[i].meta.len);
       rc = WEIR_ETOOBIG;
       goto out;
     }

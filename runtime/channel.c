@@ -156,8 +156,7 @@ int weir__chan_push(struct weir_chan *c, const struct weir_msg *m) {
   return rc;
 }
 
-int weir__gate_pop(struct weir_gate *g, struct weir_msg *m, size_t *chan_idx,
-                   int64_t deadline_ms) {
+int weir__gate_pop(struct weir_gate *g, struct weir_msg *m, size_t *chan_idx, int64_t deadline_ms) {
   struct timespec ts;
   size_t k;
   int rc;

@@ -81,8 +81,7 @@ void weir__chan_release(struct weir_chan *c, struct weir_batch *b);
 /* Consumer: pops the next message from any unblocked channel, round-robin. Waits until the
  * monotonic deadline (ms; -1 = no deadline). Returns 0 with *m and *chan_idx set; WEIR_EOF
  * when every channel has ended and nothing is queued; WEIR_ETIMEDOUT; WEIR_ECANCELED. */
-int weir__gate_pop(struct weir_gate *g, struct weir_msg *m, size_t *chan_idx,
-                   int64_t deadline_ms);
+int weir__gate_pop(struct weir_gate *g, struct weir_msg *m, size_t *chan_idx, int64_t deadline_ms);
 /* Consumer: stops (true) or resumes (false) delivery from one channel. */
 void weir__gate_block(struct weir_gate *g, size_t chan_idx, bool blocked);
 /* Wakes every waiter on the gate; every later call returns WEIR_ECANCELED/NULL. Any thread. */

@@ -5,8 +5,8 @@ const char *weir_strerror(int err) {
   switch (err) {
   case 0:
     return "success";
-#define WEIR_ERR_MSG(name, val, msg)                                                           \
-  case (val):                                                                                  \
+#define WEIR_ERR_MSG(name, val, msg)                                                               \
+  case (val):                                                                                      \
     return (msg);
     WEIR_ERRNO_MAP(WEIR_ERR_MSG)
 #undef WEIR_ERR_MSG
@@ -19,8 +19,8 @@ const char *weir_err_name(int err) {
   switch (err) {
   case 0:
     return "WEIR_OK";
-#define WEIR_ERR_NAME(name, val, msg)                                                          \
-  case (val):                                                                                  \
+#define WEIR_ERR_NAME(name, val, msg)                                                              \
+  case (val):                                                                                      \
     return "WEIR_" #name;
     WEIR_ERRNO_MAP(WEIR_ERR_NAME)
 #undef WEIR_ERR_NAME

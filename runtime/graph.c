@@ -96,8 +96,8 @@ static int add_edge(weir_job *job, int from, int to, weir_partitioning part) {
     return WEIR_EINVAL;
   }
   if (part < WEIR_PART_AUTO || part > WEIR_PART_BROADCAST) {
-    weir__job_set_error(job, "connect '%s' -> '%s': unknown partitioning %d", src->name,
-                        dst->name, (int)part);
+    weir__job_set_error(job, "connect '%s' -> '%s': unknown partitioning %d", src->name, dst->name,
+                        (int)part);
     return WEIR_EINVAL;
   }
   if (src->kind == NODE_SINK) {
@@ -105,8 +105,7 @@ static int add_edge(weir_job *job, int from, int to, weir_partitioning part) {
     return WEIR_EINVAL;
   }
   if (dst->kind == NODE_SOURCE) {
-    weir__job_set_error(job, "connect '%s' -> '%s': a source has no input", src->name,
-                        dst->name);
+    weir__job_set_error(job, "connect '%s' -> '%s': a source has no input", src->name, dst->name);
     return WEIR_EINVAL;
   }
   if (find_edge(job, from, to) != NULL) {
@@ -145,14 +144,13 @@ static int add_node(weir_job *job, enum node_kind kind, int upstream, const char
     return WEIR_EINVAL;
   }
   if (upstream != WEIR_NO_INPUT && node_at(job, upstream) == NULL) {
-    weir__job_set_error(job, "add %s '%s': upstream %d is not a node of this job",
-                        kind_names[kind], name, upstream);
+    weir__job_set_error(job, "add %s '%s': upstream %d is not a node of this job", kind_names[kind],
+                        name, upstream);
     return WEIR_EINVAL;
   }
   for (i = 0; i < job->n_nodes; i++) {
     if (strcmp(job->nodes[i].name, name) == 0) {
-      weir__job_set_error(job, "add %s '%s': a node with this name exists", kind_names[kind],
-                          name);
+      weir__job_set_error(job, "add %s '%s': a node with this name exists", kind_names[kind], name);
       return WEIR_EEXIST;
     }
   }
@@ -392,8 +390,8 @@ int weir__graph_validate(weir_job *job) {
       return WEIR_EGRAPH;
     }
     if (n->parallelism > job->max_parallelism) {
-      weir__job_set_error(job, "graph: '%s' has parallelism %d, above max parallelism %d",
-                          n->name, n->parallelism, job->max_parallelism);
+      weir__job_set_error(job, "graph: '%s' has parallelism %d, above max parallelism %d", n->name,
+                          n->parallelism, job->max_parallelism);
       return WEIR_EGRAPH;
     }
     if (n->max_parallelism > 0 && n->parallelism > n->max_parallelism) {
@@ -427,8 +425,9 @@ int weir__graph_validate(weir_job *job) {
         e->mode = a->parallelism == b->parallelism ? WEIR_PART_FORWARD : WEIR_PART_REBALANCE;
     }
     if (e->mode == WEIR_PART_FORWARD && a->parallelism != b->parallelism) {
-      weir__job_set_error(job, "graph: forward edge '%s' -> '%s' joins parallelism %d to %d; "
-                               "use rebalance or hash partitioning",
+      weir__job_set_error(job,
+                          "graph: forward edge '%s' -> '%s' joins parallelism %d to %d; "
+                          "use rebalance or hash partitioning",
                           a->name, b->name, a->parallelism, b->parallelism);
       return WEIR_EGRAPH;
     }

@@ -69,8 +69,7 @@ int weir_job_start(weir_job *job) {
     struct task *t = job->tasks[i];
 
     if (pthread_create(&t->thread, NULL, weir__task_main, t) != 0) {
-      weir__job_fail(job, WEIR_ESYS, "start: cannot create thread %zu of %zu", i + 1,
-                     job->n_tasks);
+      weir__job_fail(job, WEIR_ESYS, "start: cannot create thread %zu of %zu", i + 1, job->n_tasks);
       break;
     }
     t->started = true;

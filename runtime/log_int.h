@@ -13,10 +13,10 @@ void weir__log(weir_log_level level, const char *fmt, ...) WEIR_PRINTF(2, 3);
 #define WEIR_LOG_DEBUG(...) weir__log(WEIR_LOG_DEBUG, __VA_ARGS__)
 
 /* Aborts with file:line when an invariant is broken (never for I/O or resource errors). */
-#define WEIR_ASSERT(cond)                                                                      \
-  do {                                                                                         \
-    if (!(cond))                                                                               \
-      weir__assert_fail(#cond, __FILE__, __LINE__);                                            \
+#define WEIR_ASSERT(cond)                                                                          \
+  do {                                                                                             \
+    if (!(cond))                                                                                   \
+      weir__assert_fail(#cond, __FILE__, __LINE__);                                                \
   } while (0)
 
 void weir__assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));

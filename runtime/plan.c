@@ -129,8 +129,7 @@ static struct task *new_task(weir_job *job, struct chain *c, int subtask) {
     if (job->edges[i].to == head)
       n_in += (size_t)edge_fan_in(job, &job->edges[i]);
   if (n_in > 0) {
-    if (weir__gate_init(&t->gate, n_in, job->chan_cap, job->batch_records, job->batch_bytes) !=
-        0)
+    if (weir__gate_init(&t->gate, n_in, job->chan_cap, job->batch_records, job->batch_bytes) != 0)
       goto fail;
     t->has_gate = true;
     t->inputs = calloc(n_in, sizeof(*t->inputs));

@@ -398,8 +398,8 @@ void *weir__task_main(void *arg) {
   if (rc == 0 && (rc = run_chain_cb(t, 0, CB_FINISH, 0)) == 0)
     rc = broadcast_ctrl(t, WEIR_MSG_END, 0);
   if (rc != 0 && rc != WEIR_ECANCELED)
-    weir__job_fail(t->job, rc, "task '%s' (subtask %d): %s", t->ctxs[0].node->name,
-                   t->subtask + 1, weir_strerror(rc));
+    weir__job_fail(t->job, rc, "task '%s' (subtask %d): %s", t->ctxs[0].node->name, t->subtask + 1,
+                   weir_strerror(rc));
   release_outputs(t);
   close_chain(t);
   return NULL;

@@ -34,9 +34,9 @@ struct weir_ctx {
 struct output {
   weir_partitioning part;
   int n_targets;
-  struct weir_chan **chans;   /* target channel per downstream subtask (1 for forward) */
-  struct weir_batch **cur;    /* batch being filled per target, or NULL */
-  uint32_t rr;                /* next rebalance target */
+  struct weir_chan **chans; /* target channel per downstream subtask (1 for forward) */
+  struct weir_batch **cur;  /* batch being filled per target, or NULL */
+  uint32_t rr;              /* next rebalance target */
 };
 
 /* What the task knows of one input channel. */

@@ -33,28 +33,28 @@ extern "C" {
  * The one error table. Every fallible weir function returns 0 or one of these negative codes.
  * X(name, value, message)
  */
-#define WEIR_ERRNO_MAP(X)                                                                      \
-  X(EINVAL, -1, "invalid argument")                                                            \
-  X(ENOMEM, -2, "out of memory")                                                               \
-  X(ETOOBIG, -3, "value exceeds a configured bound")                                           \
-  X(EIO, -4, "input/output error")                                                             \
-  X(EOF, -5, "end of input")                                                                   \
-  X(EAGAIN, -6, "nothing available now, try again")                                            \
-  X(ECANCELED, -7, "operation canceled")                                                       \
-  X(ETIMEDOUT, -8, "timed out")                                                                \
-  X(EGRAPH, -9, "invalid job graph")                                                           \
-  X(ESTATE, -10, "call not allowed in the object's current state")                             \
-  X(EOPERATOR, -11, "an operator failed")                                                      \
-  X(ENOTFOUND, -12, "not found")                                                               \
-  X(EEXIST, -13, "already exists")                                                             \
-  X(ESYS, -14, "system call failed")                                                           \
+#define WEIR_ERRNO_MAP(X)                                                                          \
+  X(EINVAL, -1, "invalid argument")                                                                \
+  X(ENOMEM, -2, "out of memory")                                                                   \
+  X(ETOOBIG, -3, "value exceeds a configured bound")                                               \
+  X(EIO, -4, "input/output error")                                                                 \
+  X(EOF, -5, "end of input")                                                                       \
+  X(EAGAIN, -6, "nothing available now, try again")                                                \
+  X(ECANCELED, -7, "operation canceled")                                                           \
+  X(ETIMEDOUT, -8, "timed out")                                                                    \
+  X(EGRAPH, -9, "invalid job graph")                                                               \
+  X(ESTATE, -10, "call not allowed in the object's current state")                                 \
+  X(EOPERATOR, -11, "an operator failed")                                                          \
+  X(ENOTFOUND, -12, "not found")                                                                   \
+  X(EEXIST, -13, "already exists")                                                                 \
+  X(ESYS, -14, "system call failed")                                                               \
   X(EPARSE, -15, "malformed input")
 
 typedef enum {
 #define WEIR_ERR_ENUM(name, val, msg) WEIR_##name = (val),
   WEIR_ERRNO_MAP(WEIR_ERR_ENUM)
 #undef WEIR_ERR_ENUM
-  WEIR_ERRNO_MIN = -16
+      WEIR_ERRNO_MIN = -16
 } weir_errno;
 
 /* Human-readable message for a weir error code; never NULL. Any thread. */

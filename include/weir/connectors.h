@@ -25,14 +25,14 @@ extern "C" {
 typedef long (*weir_gen_fn)(void *data, uint64_t index, uint8_t *buf, size_t cap);
 
 typedef struct weir_generator_config {
-  uint64_t count;         /* records in total; 0 = unbounded */
-  size_t value_len;       /* default value length in bytes (default fn only; default 100) */
-  uint32_t key_count;     /* keys "k<index mod key_count>"; 0 = records have no key */
-  int64_t ts_start;       /* event time of record 0 (ms) */
-  int64_t ts_step;        /* event time increment per index (ms); 0 = no timestamps */
+  uint64_t count;            /* records in total; 0 = unbounded */
+  size_t value_len;          /* default value length in bytes (default fn only; default 100) */
+  uint32_t key_count;        /* keys "k<index mod key_count>"; 0 = records have no key */
+  int64_t ts_start;          /* event time of record 0 (ms) */
+  int64_t ts_step;           /* event time increment per index (ms); 0 = no timestamps */
   uint32_t records_per_poll; /* records emitted per poll call (default 256) */
-  weir_gen_fn fn;         /* value function; NULL = "<index as 20 digits>" padded with 'x' */
-  void *fn_data;          /* borrowed; passed to fn */
+  weir_gen_fn fn;            /* value function; NULL = "<index as 20 digits>" padded with 'x' */
+  void *fn_data;             /* borrowed; passed to fn */
 } weir_generator_config;
 
 typedef struct weir_generator weir_generator;
@@ -47,8 +47,7 @@ WEIR_API int weir_generator_create(weir_generator **gen, const weir_generator_co
 WEIR_API void weir_generator_destroy(weir_generator *gen);
 /* Start every subtask at the first index >= `offset` (before start; restore overrides it). */
 WEIR_API int weir_generator_set_start(weir_generator *gen, uint64_t offset);
-WEIR_API int weir_job_add_generator(weir_job *job, const char *name, weir_generator *gen,
-                                    int *id);
+WEIR_API int weir_job_add_generator(weir_job *job, const char *name, weir_generator *gen, int *id);
 
 /* ---- line source (file or stdin) ---------------------------------------------------------- */
 

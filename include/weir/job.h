@@ -136,12 +136,12 @@ WEIR_API int weir_job_add_sink(weir_job *job, int upstream, const char *name,
                                const weir_operator *op, void *data, int *id);
 
 /* Convenience stateless operators built on weir_operator. Same rules as weir_job_add_operator. */
-WEIR_API int weir_job_map(weir_job *job, int upstream, const char *name, weir_map_fn fn,
-                          void *data, int *id);
+WEIR_API int weir_job_map(weir_job *job, int upstream, const char *name, weir_map_fn fn, void *data,
+                          int *id);
 WEIR_API int weir_job_filter(weir_job *job, int upstream, const char *name, weir_filter_fn fn,
                              void *data, int *id);
-WEIR_API int weir_job_flat_map(weir_job *job, int upstream, const char *name,
-                               weir_flat_map_fn fn, void *data, int *id);
+WEIR_API int weir_job_flat_map(weir_job *job, int upstream, const char *name, weir_flat_map_fn fn,
+                               void *data, int *id);
 WEIR_API int weir_job_key_by(weir_job *job, int upstream, const char *name, weir_key_fn fn,
                              void *data, int *id);
 
