@@ -107,6 +107,13 @@ static int gen_poll(weir_ctx *ctx, void *inst) {
         weir_ctx_set_error(ctx, "value function failed at index %" PRIu64, i);
         return (int)n;
       }
+      if ((size_t)n > sizeof(gi->value)) {
+        weir_ctx_set_error(ctx,
+                           "value function returned %ld bytes at index %" PRIu64
+                           ", more than its buffer of %zu",
+                           n, i, sizeof(gi->value));
+        return WEIR_ETOOBIG;
+      }
       r.value.len = (size_t)n;
     } else {
       write_index(gi->value, i);

@@ -4,8 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../runtime/job_int.h"
@@ -14,6 +16,9 @@
 #define WEIR_LINE_DEFAULT_MAX (1u << 20)
 #define WEIR_LINE_MIN_BUF (64u << 10)
 #define WEIR_LINE_PER_POLL 256
+/* How long one poll waits for a pipe or terminal to become readable before returning, so the
+ * task can flush partial batches and see a stop. */
+#define WEIR_LINE_WAIT_MS 10
 
 struct weir_line_source {
   char *path; /* NULL = stdin */
@@ -28,7 +33,8 @@ struct line_inst {
   size_t start; /* first unconsumed byte */
   size_t end;   /* end of valid bytes */
   bool eof;
-  uint64_t line; /* lines emitted so far */
+  bool may_block; /* a pipe, socket or terminal: wait with poll(2) before read(2) */
+  uint64_t line;  /* lines emitted so far */
 };
 
 int weir_line_source_create(weir_line_source **srcp, const weir_line_source_config *cfg) {
@@ -78,12 +84,26 @@ static int line_open(weir_ctx *ctx, void *data, void **inst) {
     weir_ctx_set_error(ctx, "cannot open %s: %s", s->path, strerror(errno));
     return WEIR_EIO;
   }
+  {
+    struct stat st;
+
+    li->may_block = fstat(li->fd, &st) != 0 || !S_ISREG(st.st_mode);
+  }
   return 0;
 }
 
-/* Moves unconsumed bytes to the front and reads more. 0, or WEIR_EIO. */
+/* Moves unconsumed bytes to the front and reads more. 0; WEIR_EAGAIN when a pipe has nothing
+ * to read yet; or WEIR_EIO. */
 static int fill(weir_ctx *ctx, struct line_inst *li) {
   ssize_t n;
+
+  if (li->may_block) {
+    struct pollfd pfd = {li->fd, POLLIN, 0};
+    int r = poll(&pfd, 1, WEIR_LINE_WAIT_MS);
+
+    if (r == 0 || (r < 0 && errno == EINTR))
+      return WEIR_EAGAIN;
+  }
 
   if (li->start > 0) {
     memmove(li->buf, li->buf + li->start, li->end - li->start);
@@ -149,7 +169,9 @@ static int line_poll(weir_ctx *ctx, void *inst) {
                          display_path(li->src), li->line + 1, li->src->max_line);
       return WEIR_ETOOBIG;
     }
-    if ((rc = fill(ctx, li)) != 0)
+    if ((rc = fill(ctx, li)) == WEIR_EAGAIN)
+      return k == 0 ? WEIR_EAGAIN : 0;
+    if (rc != 0)
       return rc;
   }
   return 0;

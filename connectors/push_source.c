@@ -133,6 +133,41 @@ static int push_poll(weir_ctx *ctx, void *inst) {
   return rc;
 }
 
+/* Emits every batch already queued, without waiting. 0, or an emit error. */
+static int drain(weir_ctx *ctx, weir_push_source *s) {
+  struct weir_msg m;
+  size_t ci, i;
+  int rc;
+
+  while ((rc = weir__gate_pop(&s->gate, &m, &ci, 0)) == 0) {
+    if (m.kind != WEIR_MSG_BATCH)
+      continue;
+    for (i = 0, rc = 0; i < m.batch->len && rc == 0; i++)
+      rc = weir_emit(ctx, &m.batch->recs[i]);
+    weir__chan_release(&s->gate.chans[0], m.batch);
+    if (rc != 0)
+      return rc;
+  }
+  return rc == WEIR_ETIMEDOUT || rc == WEIR_EOF ? 0 : rc;
+}
+
+/*
+ * End of the source (input closed, or a graceful stop): refuse new pushes, then emit what was
+ * accepted, so a stop loses nothing a push call returned 0 for. A pusher blocked on a full
+ * queue holds `mu`, so drain while waiting for it.
+ */
+static int push_finish(weir_ctx *ctx, void *inst) {
+  weir_push_source *s = inst;
+  int rc;
+
+  while (pthread_mutex_trylock(&s->mu) != 0)
+    if ((rc = drain(ctx, s)) != 0)
+      return rc;
+  s->closed = true;
+  WEIR_ASSERT(pthread_mutex_unlock(&s->mu) == 0);
+  return drain(ctx, s);
+}
+
 static void push_close(weir_ctx *ctx, void *inst) {
   weir_push_source *s = inst;
 
@@ -155,6 +190,7 @@ int weir_job_add_push_source(weir_job *job, const char *name, weir_push_source *
   if (rc != 0)
     return rc;
   op.poll = push_poll;
+  op.finish = push_finish;
   op.close = push_close;
   if ((rc = weir_job_add_source(job, name, &op, src, &node)) != 0) {
     weir__gate_destroy(&src->gate);

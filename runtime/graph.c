@@ -22,10 +22,15 @@ static const char *const kind_names[] = {"source", "operator", "sink"};
 void weir__job_set_error(weir_job *job, const char *fmt, ...) {
   va_list ap;
 
-  va_start(ap, fmt);
-  vsnprintf(job->err, sizeof(job->err), fmt, ap);
-  va_end(ap);
-  WEIR_LOG_ERR("job '%s': %s", job->name, job->err);
+  /* After start, a task may be writing its failure here: never overwrite that one. */
+  WEIR_ASSERT(pthread_mutex_lock(&job->mu) == 0);
+  if (job->fail_rc == 0) {
+    va_start(ap, fmt);
+    vsnprintf(job->err, sizeof(job->err), fmt, ap);
+    va_end(ap);
+    WEIR_LOG_ERR("job '%s': %s", job->name, job->err);
+  }
+  WEIR_ASSERT(pthread_mutex_unlock(&job->mu) == 0);
 }
 
 static char *dup_str(const char *s) {
@@ -218,8 +223,11 @@ int weir_job_set_partitioning(weir_job *job, int from, int to, weir_partitioning
 
   if ((rc = check_building(job)) != 0)
     return rc;
-  if (part < WEIR_PART_AUTO || part > WEIR_PART_BROADCAST)
+  if (part < WEIR_PART_AUTO || part > WEIR_PART_BROADCAST) {
+    weir__job_set_error(job, "set partitioning %d -> %d: unknown partitioning %d", from, to,
+                        (int)part);
     return WEIR_EINVAL;
+  }
   e = find_edge(job, from, to);
   if (e == NULL) {
     weir__job_set_error(job, "set partitioning: no edge %d -> %d", from, to);
@@ -235,8 +243,10 @@ int weir_job_set_parallelism(weir_job *job, int id, int parallelism) {
 
   if ((rc = check_building(job)) != 0)
     return rc;
-  if ((n = node_at(job, id)) == NULL)
+  if ((n = node_at(job, id)) == NULL) {
+    weir__job_set_error(job, "set parallelism: node %d does not exist", id);
     return WEIR_EINVAL;
+  }
   /* Range is checked at start, where max parallelism is final; here only the sign. */
   if (parallelism < 1) {
     weir__job_set_error(job, "'%s': parallelism %d is not >= 1", n->name, parallelism);
@@ -253,13 +263,20 @@ int weir_job_set_uid(weir_job *job, int id, const char *uid) {
 
   if ((rc = check_building(job)) != 0)
     return rc;
-  if ((n = node_at(job, id)) == NULL || uid == NULL || uid[0] == '\0')
+  if ((n = node_at(job, id)) == NULL || uid == NULL || uid[0] == '\0') {
+    weir__job_set_error(job, "set uid: node %d does not exist or the uid is empty", id);
     return WEIR_EINVAL;
+  }
   if ((copy = dup_str(uid)) == NULL)
     return WEIR_ENOMEM;
   free(n->uid);
   n->uid = copy;
   return 0;
+}
+
+static int range_error(weir_job *job, const char *what, const char *range) {
+  weir__job_set_error(job, "%s out of range: allowed %s", what, range);
+  return WEIR_EINVAL;
 }
 
 int weir_job_set_batch_size(weir_job *job, size_t max_records, size_t max_bytes) {
@@ -269,7 +286,7 @@ int weir_job_set_batch_size(weir_job *job, size_t max_records, size_t max_bytes)
     return rc;
   if (max_records < 1 || max_records > WEIR_BATCH_RECORDS_MAX || max_bytes < WEIR_BATCH_BYTES_MIN ||
       max_bytes > WEIR_BATCH_BYTES_MAX)
-    return WEIR_EINVAL;
+    return range_error(job, "batch size", "records 1..65536, bytes 4096..268435456");
   job->batch_records = max_records;
   job->batch_bytes = max_bytes;
   return 0;
@@ -281,7 +298,7 @@ int weir_job_set_channel_capacity(weir_job *job, size_t batches) {
   if (rc != 0)
     return rc;
   if (batches < 1 || batches > WEIR_CHAN_CAP_MAX)
-    return WEIR_EINVAL;
+    return range_error(job, "channel capacity", "1..4096 batches");
   job->chan_cap = batches;
   return 0;
 }
@@ -292,7 +309,7 @@ int weir_job_set_buffer_timeout(weir_job *job, int64_t ms) {
   if (rc != 0)
     return rc;
   if (ms < 0 || ms > WEIR_TICK_MS_MAX)
-    return WEIR_EINVAL;
+    return range_error(job, "buffer timeout", "0..3600000 ms");
   job->buffer_timeout_ms = ms;
   return 0;
 }
@@ -303,7 +320,7 @@ int weir_job_set_tick_interval(weir_job *job, int64_t ms) {
   if (rc != 0)
     return rc;
   if (ms < 1 || ms > WEIR_TICK_MS_MAX)
-    return WEIR_EINVAL;
+    return range_error(job, "tick interval", "1..3600000 ms");
   job->tick_ms = ms;
   return 0;
 }
@@ -314,7 +331,7 @@ int weir_job_set_max_parallelism(weir_job *job, int max_parallelism) {
   if (rc != 0)
     return rc;
   if (max_parallelism < 1 || max_parallelism > WEIR_MAX_PARALLELISM_LIMIT)
-    return WEIR_EINVAL;
+    return range_error(job, "max parallelism", "1..32768");
   job->max_parallelism = max_parallelism;
   return 0;
 }

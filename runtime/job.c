@@ -56,7 +56,6 @@ int weir_job_start(weir_job *job) {
     weir__job_set_error(job, "start: the job was already started");
     return WEIR_ESTATE;
   }
-  job->err[0] = '\0';
   if ((rc = weir__graph_validate(job)) != 0)
     return rc;
   if ((rc = weir__plan_build(job)) != 0) {
@@ -69,8 +68,10 @@ int weir_job_start(weir_job *job) {
     struct task *t = job->tasks[i];
 
     if (pthread_create(&t->thread, NULL, weir__task_main, t) != 0) {
+      /* Fail, cancel and join what started: the caller gets the error now, not at wait. */
       weir__job_fail(job, WEIR_ESYS, "start: cannot create thread %zu of %zu", i + 1, job->n_tasks);
-      break;
+      weir_job_wait(job);
+      return WEIR_ESYS;
     }
     t->started = true;
   }

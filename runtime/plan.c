@@ -181,10 +181,19 @@ static int wire_outputs(weir_job *job, struct task *t) {
   return 0;
 }
 
+static void free_tasks(struct task **tasks, size_t n) {
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    if (tasks[i] != NULL)
+      weir__task_free(tasks[i]);
+  free(tasks);
+}
+
 int weir__plan_build(weir_job *job) {
   struct task **tasks;
   size_t i, k = 0, n = 0;
-  int s, rc;
+  int s, rc = 0;
 
   mark_chained(job);
   if ((rc = build_chains(job)) != 0)
@@ -193,23 +202,30 @@ int weir__plan_build(weir_job *job) {
     n += (size_t)job->chains[i].parallelism;
   if ((tasks = calloc(n, sizeof(*tasks))) == NULL)
     return WEIR_ENOMEM;
-  /* Publish the (empty) list first so plan_free can reclaim a partial plan. */
-  WEIR_ASSERT(pthread_mutex_lock(&job->mu) == 0);
-  job->tasks = tasks;
-  job->n_tasks = n;
-  WEIR_ASSERT(pthread_mutex_unlock(&job->mu) == 0);
-  for (i = 0; i < job->n_chains; i++) {
+  for (i = 0; i < job->n_chains && rc == 0; i++) {
     struct chain *c = &job->chains[i];
 
     c->tasks = &tasks[k];
-    for (s = 0; s < c->parallelism; s++) {
+    for (s = 0; s < c->parallelism && rc == 0; s++)
       if ((tasks[k++] = new_task(job, c, s)) == NULL)
-        return WEIR_ENOMEM;
-    }
+        rc = WEIR_ENOMEM;
   }
-  for (i = 0; i < n; i++)
-    if ((rc = wire_outputs(job, tasks[i])) != 0)
-      return rc;
+  for (i = 0; i < n && rc == 0; i++)
+    rc = wire_outputs(job, tasks[i]);
+  if (rc != 0) {
+    free_tasks(tasks, n);
+    return rc;
+  }
+  /* Publish complete tasks only. A cancel that came before (or during) planning found no
+   * gates to wake; apply it now, under the same lock weir__job_cancel_all takes. */
+  WEIR_ASSERT(pthread_mutex_lock(&job->mu) == 0);
+  job->tasks = tasks;
+  job->n_tasks = n;
+  if (atomic_load(&job->cancelled))
+    for (i = 0; i < n; i++)
+      if (tasks[i]->has_gate)
+        weir__gate_cancel(&tasks[i]->gate);
+  WEIR_ASSERT(pthread_mutex_unlock(&job->mu) == 0);
   WEIR_LOG_DEBUG("job '%s': %zu nodes in %zu chains, %zu tasks", job->name, job->n_nodes,
                  job->n_chains, n);
   return 0;
@@ -226,10 +242,7 @@ void weir__plan_free(weir_job *job) {
   job->tasks = NULL;
   job->n_tasks = 0;
   WEIR_ASSERT(pthread_mutex_unlock(&job->mu) == 0);
-  for (i = 0; i < n; i++)
-    if (tasks[i] != NULL)
-      weir__task_free(tasks[i]);
-  free(tasks);
+  free_tasks(tasks, n);
   for (i = 0; i < job->n_chains; i++)
     free(job->chains[i].nodes);
   free(job->chains);

@@ -44,17 +44,16 @@ extern "C" {
   X(ETIMEDOUT, -8, "timed out")                                                                    \
   X(EGRAPH, -9, "invalid job graph")                                                               \
   X(ESTATE, -10, "call not allowed in the object's current state")                                 \
-  X(EOPERATOR, -11, "an operator failed")                                                          \
-  X(ENOTFOUND, -12, "not found")                                                                   \
-  X(EEXIST, -13, "already exists")                                                                 \
-  X(ESYS, -14, "system call failed")                                                               \
-  X(EPARSE, -15, "malformed input")
+  X(ENOTFOUND, -11, "not found")                                                                   \
+  X(EEXIST, -12, "already exists")                                                                 \
+  X(ESYS, -13, "system call failed")                                                               \
+  X(EPARSE, -14, "malformed input")
 
 typedef enum {
 #define WEIR_ERR_ENUM(name, val, msg) WEIR_##name = (val),
   WEIR_ERRNO_MAP(WEIR_ERR_ENUM)
 #undef WEIR_ERR_ENUM
-      WEIR_ERRNO_MIN = -16
+      WEIR_ERRNO_MIN = -15
 } weir_errno;
 
 /* Human-readable message for a weir error code; never NULL. Any thread. */

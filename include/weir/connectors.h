@@ -82,9 +82,12 @@ WEIR_API void weir_push_source_destroy(weir_push_source *src);
 WEIR_API int weir_job_add_push_source(weir_job *job, const char *name, weir_push_source *src,
                                       int *id);
 /*
- * Copies `n` records into the source. Blocks while the queue is full. Any thread (pushes from
- * several threads interleave batch by batch). Only after weir_job_start. Returns 0,
- * WEIR_ESTATE (not started, or closed), WEIR_ECANCELED (the job ended) or WEIR_ETOOBIG.
+ * Copies `n` records into the source. Blocks while the queue is full. Any thread; concurrent
+ * pushes are serialised, so one call's records stay contiguous and in order. Allowed once the
+ * source was added to a job (records queue until the job runs). Returns 0, WEIR_ESTATE (not
+ * added, closed, or the source has ended), WEIR_ECANCELED (the job was cancelled or failed) or
+ * WEIR_ETOOBIG (a record larger than the batch bound: the records before it are kept).
+ * Records a call returned 0 for are emitted even when the job is stopped (weir_job_stop).
  */
 WEIR_API int weir_push_source_push(weir_push_source *src, const weir_record *recs, size_t n);
 /* Ends the input: records pushed before are processed, then the source ends. Any thread. */
@@ -100,8 +103,9 @@ typedef struct weir_file_sink_config {
 
 typedef struct weir_file_sink weir_file_sink;
 
-/* Writes one line per record. Subtasks share the file; each batch is written under one lock.
- * Flushed at finish and at close; fsync'd at close for files. */
+/* Opens (creating 0644, or truncating unless `append`) the file at once, so a bad path fails
+ * here. Writes one line per record; subtasks share the file, each batch written under one
+ * lock. Flushed when the sink's input ends; flushed, fsync'd and closed by destroy. */
 WEIR_API int weir_file_sink_create(weir_file_sink **sink, const weir_file_sink_config *cfg);
 WEIR_API void weir_file_sink_destroy(weir_file_sink *sink);
 WEIR_API int weir_job_add_file_sink(weir_job *job, int upstream, const char *name,

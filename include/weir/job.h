@@ -5,7 +5,7 @@
  * outputs). Each node runs as `parallelism` subtasks. At start, nodes joined by a forward edge
  * with equal parallelism (one output edge upstream, one input edge downstream) are chained into
  * one task: one thread, no queue between them. Other edges become bounded channels between
- * task threads, partitioned forward, round-robin (rebalance) or by key hash.
+ * task threads, partitioned forward, round-robin (rebalance), by key hash, or broadcast.
  *
  * Lifecycle: weir_job_create -> weir_job_add_* / weir_job_set_* -> weir_job_start ->
  * weir_job_wait (weir_job_stop from any thread) -> weir_job_destroy.
@@ -126,7 +126,7 @@ WEIR_API void weir_job_destroy(weir_job *job);
  * borrowed and must stay valid until weir_job_destroy. `upstream` is a node id or WEIR_NO_INPUT.
  * On success stores the new node id in *id (may be NULL). Only before start.
  * Returns 0, WEIR_EINVAL (missing callback, bad upstream, upstream is a sink), WEIR_EEXIST
- * (name taken), WEIR_ESTATE (job started) or WEIR_ENOMEM.
+ * (name taken), WEIR_ESTATE (job started), WEIR_ETOOBIG (more than 4096 nodes) or WEIR_ENOMEM.
  */
 WEIR_API int weir_job_add_source(weir_job *job, const char *name, const weir_operator *op,
                                  void *data, int *id);
@@ -161,13 +161,13 @@ WEIR_API int weir_job_set_uid(weir_job *job, int node, const char *uid);
 /* Job-wide options. Each may only be called before start; each returns WEIR_EINVAL when out of
  * range and WEIR_ESTATE after start. */
 
-/* Records and arena bytes per batch (defaults 512 records, 1 MiB; a record larger than
+/* Records and arena bytes per batch (defaults 512 records, 2 MiB; a record larger than
  * `max_bytes` fails the job with WEIR_ETOOBIG). records 1..65536, bytes 4 KiB..256 MiB. */
 WEIR_API int weir_job_set_batch_size(weir_job *job, size_t max_records, size_t max_bytes);
 /* Batches a channel holds before its producer blocks (default 8, range 1..4096). */
 WEIR_API int weir_job_set_channel_capacity(weir_job *job, size_t batches);
 /* A partial output batch is sent after at most this long (default 100 ms, 0 = after every
- * poll/process call). */
+ * poll/process call; at most 3600000). */
 WEIR_API int weir_job_set_buffer_timeout(weir_job *job, int64_t ms);
 /* Interval between on_tick calls (default 100 ms, range 1..3600000). */
 WEIR_API int weir_job_set_tick_interval(weir_job *job, int64_t ms);
