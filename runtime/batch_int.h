@@ -34,6 +34,9 @@ static inline int weir__batch_append(struct weir_batch *b, const weir_record *re
   weir_record *r;
   uint8_t *p;
 
+  /* Each part alone is checked too, so absurd lengths cannot wrap the sum. */
+  if (rec->value.len > b->arena_cap || rec->key.len > b->arena_cap || rec->meta.len > b->arena_cap)
+    return WEIR_ETOOBIG;
   if (b->len == b->cap || need > b->arena_cap - b->used) {
     if (need > b->arena_cap)
       return WEIR_ETOOBIG;

@@ -360,13 +360,23 @@ static int check_acyclic(weir_job *job) {
         queue[tail++] = job->edges[i].to;
   }
   if (tail < job->n_nodes) {
-    for (i = 0; i < job->n_nodes; i++) {
-      if (indeg[i] > 0) {
-        weir__job_set_error(job, "graph: cycle through '%s'; a job graph must be acyclic",
-                            job->nodes[i].name);
-        break;
+    /* Every node left has an in-edge from another node left: walking such edges backwards
+     * n_nodes times from any of them must end on a cycle. Name that node. */
+    int n = -1;
+
+    for (i = 0; i < job->n_nodes && n < 0; i++)
+      if (indeg[i] > 0)
+        n = (int)i;
+    for (size_t step = 0; step < job->n_nodes; step++) {
+      for (i = 0; i < job->n_edges; i++) {
+        if (job->edges[i].to == n && indeg[job->edges[i].from] > 0) {
+          n = job->edges[i].from;
+          break;
+        }
       }
     }
+    weir__job_set_error(job, "graph: cycle through '%s'; a job graph must be acyclic",
+                        job->nodes[n].name);
     rc = WEIR_EGRAPH;
   }
 out:
