@@ -79,7 +79,14 @@ static int line_open(weir_ctx *ctx, void *data, void **inst) {
   li->cap = s->max_line + 2 > WEIR_LINE_MIN_BUF ? s->max_line + 2 : WEIR_LINE_MIN_BUF;
   if ((li->buf = malloc(li->cap)) == NULL)
     return WEIR_ENOMEM;
-  li->fd = s->path != NULL ? open(s->path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+  {
+    struct stat pst;
+    /* A FIFO's blocking open waits for a writer, where no stop or cancel can reach it: open it
+     * non-blocking and wait in poll(2) instead (Linux reports no hang-up before a writer). */
+    int nb = s->path != NULL && stat(s->path, &pst) == 0 && S_ISFIFO(pst.st_mode) ? O_NONBLOCK : 0;
+
+    li->fd = s->path != NULL ? open(s->path, O_RDONLY | O_CLOEXEC | nb) : STDIN_FILENO;
+  }
   if (li->fd < 0) {
     weir_ctx_set_error(ctx, "cannot open %s: %s", s->path, strerror(errno));
     return WEIR_EIO;
@@ -113,6 +120,8 @@ static int fill(weir_ctx *ctx, struct line_inst *li) {
   do
     n = read(li->fd, li->buf + li->end, li->cap - li->end);
   while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    return WEIR_EAGAIN;
   if (n < 0) {
     weir_ctx_set_error(ctx, "read %s after line %" PRIu64 ": %s", display_path(li->src), li->line,
                        strerror(errno));

@@ -3,6 +3,7 @@
  * one-channel gate (the same bounded channel tasks use, so a full source blocks the host);
  * the source task pops them and emits their records.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "../runtime/job_int.h"
@@ -18,6 +19,7 @@ struct weir_push_source {
   bool ready;         /* gate initialised (by weir_job_add_push_source) */
   pthread_mutex_t mu; /* serialises whole pushes, so one push's records stay contiguous */
   bool closed;        /* guarded by mu */
+  atomic_bool ending; /* the source is ending: refuse pushes (read under mu by pushers) */
 };
 
 int weir_push_source_create(weir_push_source **srcp, size_t capacity_batches) {
@@ -60,7 +62,7 @@ int weir_push_source_push(weir_push_source *src, const weir_record *recs, size_t
     return WEIR_ESTATE;
   c = &src->gate.chans[0];
   WEIR_ASSERT(pthread_mutex_lock(&src->mu) == 0);
-  if (src->closed) {
+  if (src->closed || atomic_load(&src->ending)) {
     rc = WEIR_ESTATE;
     goto out;
   }
@@ -160,6 +162,8 @@ static int push_finish(weir_ctx *ctx, void *inst) {
   weir_push_source *s = inst;
   int rc;
 
+  /* Pushers that take mu from now on give up at once, so the trylock below cannot starve. */
+  atomic_store(&s->ending, true);
   while (pthread_mutex_trylock(&s->mu) != 0)
     if ((rc = drain(ctx, s)) != 0)
       return rc;

@@ -61,6 +61,8 @@ int weir_job_create(weir_job **jobp, const char *name) {
   job->buffer_timeout_ms = 100;
   job->tick_ms = 100;
   job->max_parallelism = WEIR_DEFAULT_MAX_PARALLELISM;
+  job->ckpt.timeout_ms = 600000; /* Flink's default checkpoint timeout: 10 minutes */
+  job->ckpt.mode = WEIR_EXACTLY_ONCE;
   atomic_init(&job->stopping, false);
   atomic_init(&job->cancelled, false);
   WEIR_ASSERT(pthread_mutex_init(&job->mu, NULL) == 0);
@@ -68,7 +70,7 @@ int weir_job_create(weir_job **jobp, const char *name) {
   return 0;
 }
 
-static int check_building(weir_job *job) {
+int weir__job_check_building(weir_job *job) {
   if (job == NULL)
     return WEIR_EINVAL;
   if (job->state != JOB_CREATED) {
@@ -137,7 +139,7 @@ static int add_node(weir_job *job, enum node_kind kind, int upstream, const char
   size_t i;
   int rc;
 
-  if ((rc = check_building(job)) != 0)
+  if ((rc = weir__job_check_building(job)) != 0)
     return rc;
   if (name == NULL || name[0] == '\0' || op == NULL) {
     weir__job_set_error(job, "add %s: a name and an operator are required", kind_names[kind]);
@@ -212,7 +214,7 @@ int weir_job_add_sink(weir_job *job, int upstream, const char *name, const weir_
 }
 
 int weir_job_connect(weir_job *job, int from, int to, weir_partitioning part) {
-  int rc = check_building(job);
+  int rc = weir__job_check_building(job);
 
   return rc != 0 ? rc : add_edge(job, from, to, part);
 }
@@ -221,7 +223,7 @@ int weir_job_set_partitioning(weir_job *job, int from, int to, weir_partitioning
   struct edge *e;
   int rc;
 
-  if ((rc = check_building(job)) != 0)
+  if ((rc = weir__job_check_building(job)) != 0)
     return rc;
   if (part < WEIR_PART_AUTO || part > WEIR_PART_BROADCAST) {
     weir__job_set_error(job, "set partitioning %d -> %d: unknown partitioning %d", from, to,
@@ -241,7 +243,7 @@ int weir_job_set_parallelism(weir_job *job, int id, int parallelism) {
   struct node *n;
   int rc;
 
-  if ((rc = check_building(job)) != 0)
+  if ((rc = weir__job_check_building(job)) != 0)
     return rc;
   if ((n = node_at(job, id)) == NULL) {
     weir__job_set_error(job, "set parallelism: node %d does not exist", id);
@@ -261,7 +263,7 @@ int weir_job_set_uid(weir_job *job, int id, const char *uid) {
   char *copy;
   int rc;
 
-  if ((rc = check_building(job)) != 0)
+  if ((rc = weir__job_check_building(job)) != 0)
     return rc;
   if ((n = node_at(job, id)) == NULL || uid == NULL || uid[0] == '\0') {
     weir__job_set_error(job, "set uid: node %d does not exist or the uid is empty", id);
@@ -274,64 +276,64 @@ int weir_job_set_uid(weir_job *job, int id, const char *uid) {
   return 0;
 }
 
-static int range_error(weir_job *job, const char *what, const char *range) {
+int weir__job_range_error(weir_job *job, const char *what, const char *range) {
   weir__job_set_error(job, "%s out of range: allowed %s", what, range);
   return WEIR_EINVAL;
 }
 
 int weir_job_set_batch_size(weir_job *job, size_t max_records, size_t max_bytes) {
-  int rc = check_building(job);
+  int rc = weir__job_check_building(job);
 
   if (rc != 0)
     return rc;
   if (max_records < 1 || max_records > WEIR_BATCH_RECORDS_MAX || max_bytes < WEIR_BATCH_BYTES_MIN ||
       max_bytes > WEIR_BATCH_BYTES_MAX)
-    return range_error(job, "batch size", "records 1..65536, bytes 4096..268435456");
+    return weir__job_range_error(job, "batch size", "records 1..65536, bytes 4096..268435456");
   job->batch_records = max_records;
   job->batch_bytes = max_bytes;
   return 0;
 }
 
 int weir_job_set_channel_capacity(weir_job *job, size_t batches) {
-  int rc = check_building(job);
+  int rc = weir__job_check_building(job);
 
   if (rc != 0)
     return rc;
   if (batches < 1 || batches > WEIR_CHAN_CAP_MAX)
-    return range_error(job, "channel capacity", "1..4096 batches");
+    return weir__job_range_error(job, "channel capacity", "1..4096 batches");
   job->chan_cap = batches;
   return 0;
 }
 
 int weir_job_set_buffer_timeout(weir_job *job, int64_t ms) {
-  int rc = check_building(job);
+  int rc = weir__job_check_building(job);
 
   if (rc != 0)
     return rc;
   if (ms < 0 || ms > WEIR_TICK_MS_MAX)
-    return range_error(job, "buffer timeout", "0..3600000 ms");
+    return weir__job_range_error(job, "buffer timeout", "0..3600000 ms");
   job->buffer_timeout_ms = ms;
   return 0;
 }
 
 int weir_job_set_tick_interval(weir_job *job, int64_t ms) {
-  int rc = check_building(job);
+  int rc = weir__job_check_building(job);
 
   if (rc != 0)
     return rc;
   if (ms < 1 || ms > WEIR_TICK_MS_MAX)
-    return range_error(job, "tick interval", "1..3600000 ms");
+    return weir__job_range_error(job, "tick interval", "1..3600000 ms");
   job->tick_ms = ms;
   return 0;
 }
 
 int weir_job_set_max_parallelism(weir_job *job, int max_parallelism) {
-  int rc = check_building(job);
+  int rc = weir__job_check_building(job);
 
   if (rc != 0)
     return rc;
   if (max_parallelism < 1 || max_parallelism > WEIR_MAX_PARALLELISM_LIMIT)
-    return range_error(job, "max parallelism", "1..32768");
+    return weir__job_range_error(job, "max parallelism", "1..32768");
   job->max_parallelism = max_parallelism;
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "checkpoint_int.h"
 #include "log_int.h"
 #include "task_int.h"
 
@@ -58,12 +59,17 @@ int weir_job_start(weir_job *job) {
   }
   if ((rc = weir__graph_validate(job)) != 0)
     return rc;
+  if ((rc = weir__coord_open(job)) != 0)
+    return rc;
   if ((rc = weir__plan_build(job)) != 0) {
     weir__job_set_error(job, "start: %s while planning tasks", weir_strerror(rc));
     weir__plan_free(job);
+    weir__coord_close(job);
     return rc;
   }
+  WEIR_ASSERT(pthread_mutex_lock(&job->mu) == 0);
   job->state = JOB_RUNNING;
+  WEIR_ASSERT(pthread_mutex_unlock(&job->mu) == 0);
   for (i = 0; i < job->n_tasks; i++) {
     struct task *t = job->tasks[i];
 
@@ -74,6 +80,11 @@ int weir_job_start(weir_job *job) {
       return WEIR_ESYS;
     }
     t->started = true;
+  }
+  if (weir__coord_start(job) != 0) {
+    weir__job_fail(job, WEIR_ESYS, "start: cannot create the checkpoint coordinator thread");
+    weir_job_wait(job);
+    return WEIR_ESYS;
   }
   WEIR_LOG_INFO("job '%s' started: %zu tasks", job->name, job->n_tasks);
   return 0;
@@ -90,7 +101,10 @@ int weir_job_wait(weir_job *job) {
   for (i = 0; i < job->n_tasks; i++)
     if (job->tasks[i]->started)
       WEIR_ASSERT(pthread_join(job->tasks[i]->thread, NULL) == 0);
+  weir__coord_close(job);
+  WEIR_ASSERT(pthread_mutex_lock(&job->mu) == 0);
   job->state = JOB_JOINED;
+  WEIR_ASSERT(pthread_mutex_unlock(&job->mu) == 0);
   rc = job->fail_rc;
   if (rc == 0 && atomic_load(&job->cancelled))
     rc = job->fail_rc = WEIR_ECANCELED;
@@ -139,6 +153,7 @@ void weir_job_destroy(weir_job *job) {
   }
   free(job->nodes);
   free(job->edges);
+  free(job->ckpt.dir);
   WEIR_ASSERT(pthread_mutex_destroy(&job->mu) == 0);
   free(job->name);
   free(job);

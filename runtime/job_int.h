@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 
 #include "channel_int.h"
+#include "weir/checkpoint.h"
 #include "weir/job.h"
 
 enum node_kind { NODE_SOURCE, NODE_OPERATOR, NODE_SINK };
@@ -27,6 +28,7 @@ struct node {
   int parallelism;
   int max_parallelism; /* the connector's own bound (line source: 1), 0 = none */
   bool key_by;         /* AUTO edges leaving it resolve to HASH */
+  bool barrier_hook;   /* op.snapshot only flushes at barriers and writes no state (sinks) */
   /* Filled by planning: */
   int chain;     /* index of its chain */
   int chain_pos; /* position inside the chain */
@@ -46,6 +48,22 @@ struct chain {
   int parallelism;
   struct task **tasks; /* one per subtask */
 };
+
+/* Checkpoint options (weir/checkpoint.h). dir == NULL: checkpointing off. */
+struct ckpt_config {
+  char *dir;
+  int64_t interval_ms;
+  int64_t timeout_ms;
+  int64_t min_pause_ms;
+  weir_checkpoint_mode mode;
+  int tolerable_failures;
+  unsigned retain;
+  size_t map_size;
+  uint64_t restore_id;
+  bool allow_non_restored;
+};
+
+struct weir__coord; /* checkpoint_int.h */
 
 struct weir_job {
   char *name;
@@ -70,6 +88,15 @@ struct weir_job {
   struct task **tasks;
   size_t n_tasks;
 
+  struct ckpt_config ckpt;
+  struct weir__coord *coord; /* NULL unless checkpointing; created at start */
+  weir_checkpoint_stats ckpt_stats; /* the coordinator's, kept when it closes (under mu) */
+  /* Read by task threads in their loops; written by the coordinator. */
+  _Atomic uint64_t ckpt_trigger;   /* newest barrier id sources must emit */
+  _Atomic uint64_t ckpt_completed; /* newest complete checkpoint: deliver notify up to it */
+  _Atomic uint64_t savepoint_id;   /* sources stop after emitting this barrier (0 = none) */
+  atomic_bool suspending;          /* stopped at a savepoint: tasks end without finish callbacks */
+
   enum { JOB_CREATED, JOB_RUNNING, JOB_JOINED } state;
   atomic_bool stopping;
   atomic_bool cancelled;
@@ -81,6 +108,10 @@ struct weir_job {
 };
 
 /* graph.c */
+/* 0 while the job may still be built; WEIR_ESTATE (with a message) after start. */
+int weir__job_check_building(weir_job *job);
+/* Sets "<what> out of range: allowed <range>" and returns WEIR_EINVAL. */
+int weir__job_range_error(weir_job *job, const char *what, const char *range);
 /* The node's uid: the one set with weir_job_set_uid, else its name (names are unique). */
 const char *weir__node_uid(const struct node *n);
 int weir__graph_validate(weir_job *job);

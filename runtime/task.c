@@ -10,7 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "checkpoint_int.h"
 #include "log_int.h"
+#include "state_int.h"
 #include "task_int.h"
 
 /* Pause after a source reports nothing available (WEIR_EAGAIN). */
@@ -58,7 +60,7 @@ static int flush_outputs(struct task *t) {
   return 0;
 }
 
-static int broadcast_ctrl(struct task *t, int kind, int64_t value) {
+int weir__task_broadcast(struct task *t, int kind, int64_t value) {
   struct weir_msg m = {kind, value, NULL};
   size_t i;
   int d, rc;
@@ -197,7 +199,7 @@ static int run_chain_cb(struct task *t, size_t from, enum chain_cb which, int64_
 static int advance_watermark(struct task *t, size_t from, int64_t wm) {
   int rc = run_chain_cb(t, from, CB_WATERMARK, wm);
 
-  return rc != 0 ? rc : broadcast_ctrl(t, WEIR_MSG_WATERMARK, wm);
+  return rc != 0 ? rc : weir__task_broadcast(t, WEIR_MSG_WATERMARK, wm);
 }
 
 /* ---- timers ------------------------------------------------------------------------------- */
@@ -241,6 +243,13 @@ static int on_input_watermark(struct task *t, size_t ci, int64_t wm) {
   return advance_watermark(t, 0, min);
 }
 
+/* Every input delivered barrier `id` (or ended): snapshot, then pass the barrier on. */
+static int barrier_reached(struct task *t, uint64_t id) {
+  int rc = weir__ckpt_snapshot_chain(t, id);
+
+  return rc != 0 ? rc : weir__task_broadcast(t, WEIR_MSG_BARRIER, (int64_t)id);
+}
+
 /* Barrier alignment (exactly-once): an input that delivered barrier N is held back until every
  * live input has; then the barrier goes downstream. A newer barrier supersedes an older one. */
 static int check_alignment(struct task *t) {
@@ -256,7 +265,7 @@ static int check_alignment(struct task *t) {
   for (i = 0; i < t->gate.n_chans; i++)
     weir__gate_block(&t->gate, i, false);
   t->aligning = 0;
-  return broadcast_ctrl(t, WEIR_MSG_BARRIER, (int64_t)id);
+  return barrier_reached(t, id);
 }
 
 static int on_barrier(struct task *t, size_t ci, uint64_t id) {
@@ -270,7 +279,10 @@ static int on_barrier(struct task *t, size_t ci, uint64_t id) {
       weir__gate_block(&t->gate, i, false);
     t->aligning = id;
   }
-  weir__gate_block(&t->gate, ci, true);
+  /* At-least-once: keep reading the inputs that are ahead; their records land in state before
+   * the snapshot and may count twice after a restore. */
+  if (t->job->ckpt.mode == WEIR_EXACTLY_ONCE)
+    weir__gate_block(&t->gate, ci, true);
   return check_alignment(t);
 }
 
@@ -302,6 +314,26 @@ static int handle_msg(struct task *t, const struct weir_msg *m, size_t ci) {
 
 /* ---- main loops --------------------------------------------------------------------------- */
 
+/* Emits barrier N when the coordinator triggered it: the source's position is exactly the last
+ * record it emitted, since polls return between records. WEIR_EOF after a savepoint barrier:
+ * the source stops there. */
+static int source_checkpoint(struct task *t) {
+  uint64_t id = atomic_load_explicit(&t->job->ckpt_trigger, memory_order_acquire);
+  int rc;
+
+  if (id <= t->barrier_sent)
+    return 0;
+  t->barrier_sent = id;
+  if ((rc = weir__ckpt_snapshot_chain(t, id)) != 0 ||
+      (rc = weir__task_broadcast(t, WEIR_MSG_BARRIER, (int64_t)id)) != 0)
+    return rc;
+  if (id != atomic_load(&t->job->savepoint_id))
+    return 0;
+  /* Set before this source's end-of-input goes out, so every task that sees the end sees it. */
+  atomic_store(&t->job->suspending, true);
+  return WEIR_EOF;
+}
+
 static int source_loop(struct task *t) {
   struct weir_ctx *x = &t->ctxs[0];
   int rc;
@@ -311,6 +343,9 @@ static int source_loop(struct task *t) {
 
     if (atomic_load_explicit(&t->job->stopping, memory_order_relaxed))
       return 0;
+    if ((rc = source_checkpoint(t)) != 0)
+      return rc == WEIR_EOF ? 0 : rc;
+    weir__ckpt_notify(t);
     rc = x->node->op.poll(x, x->inst);
     if (rc == WEIR_EOF)
       return 0;
@@ -350,6 +385,7 @@ static int input_loop(struct task *t) {
       rc = handle_msg(t, &m, ci);
     else if (rc == WEIR_EOF)
       return 0;
+    weir__ckpt_notify(t);
     if (rc != 0 && rc != WEIR_ETIMEDOUT)
       return rc;
     {
@@ -392,11 +428,22 @@ void *weir__task_main(void *arg) {
   int rc;
 
   t->next_tick = weir__now_ms() + t->job->tick_ms;
+  t->barrier_sent = atomic_load(&t->job->ckpt_completed); /* the restored id, or 0 */
+  t->notified = t->barrier_sent;
   rc = open_chain(t);
   if (rc == 0)
+    rc = weir__ckpt_restore_chain(t);
+  if (rc == 0)
     rc = t->has_gate ? input_loop(t) : source_loop(t);
-  if (rc == 0 && (rc = run_chain_cb(t, 0, CB_FINISH, 0)) == 0)
-    rc = broadcast_ctrl(t, WEIR_MSG_END, 0);
+  if (rc == 0 && atomic_load(&t->job->suspending)) {
+    /* Stopped at a savepoint: the input did not end, so operators do not finish; the job
+     * resumes from the savepoint. */
+    rc = weir__task_broadcast(t, WEIR_MSG_END, 0);
+  } else if (rc == 0 && (rc = run_chain_cb(t, 0, CB_FINISH, 0)) == 0) {
+    rc = weir__task_broadcast(t, WEIR_MSG_END, 0);
+    if (rc == 0)
+      weir__ckpt_task_finished(t);
+  }
   if (rc != 0 && rc != WEIR_ECANCELED)
     weir__job_fail(t->job, rc, "task '%s' (subtask %d): %s", t->ctxs[0].node->name, t->subtask + 1,
                    weir_strerror(rc));
@@ -412,8 +459,10 @@ void weir__task_free(struct task *t) {
     for (i = 0; i < t->chain->len; i++) {
       weir__batch_free(t->ctxs[i].link);
       free(t->ctxs[i].scratch);
+      weir__keyed_backend_destroy(t->ctxs[i].keyed);
     }
   }
+  weir__ckpt_free_finals(t);
   for (i = 0; t->outs != NULL && i < t->n_outs; i++) {
     free(t->outs[i].chans);
     free(t->outs[i].cur);

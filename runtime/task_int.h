@@ -24,7 +24,8 @@ struct weir_ctx {
   size_t pos; /* position in the chain */
   void *inst;
   bool opened;
-  struct weir_batch *link; /* output to the next chained operator; NULL at the tail */
+  struct weir_batch *link;           /* output to the next chained operator; NULL at the tail */
+  struct weir__keyed_backend *keyed; /* keyed state, created on first use or restore */
   uint8_t *scratch;
   size_t scratch_cap;
   char err[512];
@@ -60,9 +61,29 @@ struct task {
   size_t n_outs;
   int64_t pending_since; /* when the oldest unsent output record was emitted; -1 = none */
   int64_t next_tick;
+  uint64_t barrier_sent; /* sources: newest barrier emitted */
+  uint64_t notified;     /* newest checkpoint notify_checkpoint_complete was delivered for */
+  /* Checkpoint bookkeeping, guarded by the coordinator's mutex: */
+  uint64_t acked;           /* newest checkpoint this task acknowledged */
+  bool finished;            /* ended normally: `finals` stand for its state from now on */
+  struct ckpt_blob *finals; /* final snapshots, n_finals of them */
+  size_t n_finals;
   pthread_t thread;
   bool started;
 };
+
+/* A snapshot blob of one stateful operator of a task (owned; free ptr and pos). */
+struct ckpt_blob {
+  int node;
+  uint8_t *ptr;
+  size_t len;
+  uint64_t keys;
+  uint8_t *pos; /* sources: the operator state bytes, as the position (may be NULL) */
+  size_t pos_len;
+};
+
+/* Sends a control message after flushing partial output batches (task.c). */
+int weir__task_broadcast(struct task *t, int kind, int64_t value);
 
 /* Thread entry. */
 void *weir__task_main(void *arg);

@@ -6,13 +6,17 @@
  *   record.h      the record model
  *   job.h         graphs, operators, running jobs
  *   connectors.h  built-in sources and sinks
+ *   checkpoint.h  checkpoints, restore, savepoints
+ *   state.h       keyed state for operators
  */
 #ifndef WEIR_H
 #define WEIR_H
 
+#include "checkpoint.h"
 #include "common.h"
 #include "connectors.h"
 #include "job.h"
 #include "record.h"
+#include "state.h"
 
 #endif /* WEIR_H */

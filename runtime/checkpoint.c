@@ -1,0 +1,974 @@
+/*
+ * checkpoint.c: the checkpoint coordinator thread, restore validation at start, and the
+ * task-side snapshot / restore / notify steps (see checkpoint_int.h).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "checkpoint_int.h"
+#include "ckpt_store_int.h"
+#include "log_int.h"
+#include "proto/checkpoint.pb-c.h"
+#include "state_int.h"
+
+/* Completed-checkpoint durations kept for the p50/p99 statistics. */
+#define WEIR_CKPT_DURATIONS 1024
+
+/* What the coordinator gathers about one node during a checkpoint. */
+struct node_acc {
+  uint64_t *sub_bytes; /* per subtask */
+  uint64_t keys;
+  bool present;
+  uint8_t **pos; /* sources: per subtask position bytes (owned) */
+  size_t *pos_len;
+};
+
+struct weir__coord {
+  weir_job *job;
+  struct weir__ckpt_store *store;
+  pthread_t thread;
+  bool thread_started;
+
+  /* Restore: the checkpoint restored from, and its parallelism per node (0 = no state). */
+  uint64_t restored_id;
+  int *restored_par;
+
+  pthread_mutex_t mu; /* guards everything below and the tasks' checkpoint fields */
+  pthread_cond_t cond;
+  bool closing;
+  bool trigger_now;
+  bool savepoint;   /* a savepoint is wanted, or pending */
+  uint64_t last_id; /* newest id begun in the store */
+  uint64_t pending; /* id in flight, 0 = none */
+  bool pending_failed;
+  int64_t pending_start; /* monotonic ms */
+  int64_t pending_wall;  /* wall clock ms */
+  int64_t pending_start_us;
+  size_t acks;
+  int64_t last_end; /* monotonic ms of the last completion or abort */
+  int consecutive_failures;
+  char fail_msg[512]; /* set: fail the job (outside mu: lock order is job->mu, coord->mu) */
+  bool failed_job;
+  struct node_acc *acc; /* per node */
+  weir_checkpoint_stats stats;
+  int64_t durations[WEIR_CKPT_DURATIONS];
+  size_t n_durations;
+};
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static bool node_has_operator_state(const struct node *n) {
+  return n->op.snapshot != NULL && !n->barrier_hook;
+}
+
+static struct node *node_by_uid(weir_job *job, const char *uid) {
+  size_t i;
+
+  for (i = 0; i < job->n_nodes; i++)
+    if (strcmp(weir__node_uid(&job->nodes[i]), uid) == 0)
+      return &job->nodes[i];
+  return NULL;
+}
+
+/* ---- restore validation ------------------------------------------------------------------ */
+
+static int check_restore(weir_job *job, struct weir__coord *c, uint64_t id) {
+  Weir__Ckpt__CheckpointMetadata *meta = NULL;
+  size_t i;
+  int rc;
+
+  if ((rc = weir__ckpt_store_read_meta(c->store, id, &meta)) != 0) {
+    weir__job_set_error(job, "restore: checkpoint %" PRIu64 " in %s: %s", id, job->ckpt.dir,
+                        weir__ckpt_store_last_error());
+    return rc;
+  }
+  if ((int)meta->max_parallelism != job->max_parallelism) {
+    weir__job_set_error(job,
+                        "restore: checkpoint %" PRIu64 " was taken with max parallelism %u, "
+                        "the job has %d; key groups cannot be remapped",
+                        id, meta->max_parallelism, job->max_parallelism);
+    rc = WEIR_EINVAL;
+    goto out;
+  }
+  for (i = 0; i < meta->n_operators; i++) {
+    const Weir__Ckpt__OperatorInfo *oi = meta->operators[i];
+    struct node *n = node_by_uid(job, oi->uid);
+
+    if (n == NULL) {
+      if (job->ckpt.allow_non_restored) {
+        WEIR_LOG_WARN("restore: dropping state of uid '%s' from checkpoint %" PRIu64
+                      ": no operator of this job has it",
+                      oi->uid, id);
+        continue;
+      }
+      weir__job_set_error(job,
+                          "restore: checkpoint %" PRIu64 " has state for uid '%s', which "
+                          "no operator of this job has; set allow_non_restored_state to drop it",
+                          id, oi->uid);
+      rc = WEIR_EINVAL;
+      goto out;
+    }
+    if (node_has_operator_state(n) && (int)oi->parallelism != n->parallelism) {
+      weir__job_set_error(job,
+                          "restore: operator '%s' keeps operator state with parallelism %u "
+                          "in checkpoint %" PRIu64 "; it cannot be restored at parallelism %d",
+                          n->name, oi->parallelism, id, n->parallelism);
+      rc = WEIR_EINVAL;
+      goto out;
+    }
+    c->restored_par[n - job->nodes] = (int)oi->parallelism;
+  }
+  for (i = 0; i < job->n_nodes; i++) {
+    struct node *n = &job->nodes[i];
+
+    if (node_has_operator_state(n) && c->restored_par[i] == 0) {
+      weir__job_set_error(job,
+                          "restore: operator '%s' (uid '%s') keeps state but checkpoint %" PRIu64
+                          " has none for it; was its uid or name changed?",
+                          n->name, weir__node_uid(n), id);
+      rc = WEIR_EINVAL;
+      goto out;
+    }
+  }
+  c->restored_id = id;
+  c->stats.restored_id = id;
+  WEIR_LOG_INFO("job '%s': restoring from checkpoint %" PRIu64 " in %s", job->name, id,
+                job->ckpt.dir);
+out:
+  weir__ckpt_meta_free(meta);
+  return rc;
+}
+
+static void coord_free(struct weir__coord *c) {
+  size_t i, s;
+
+  if (c == NULL)
+    return;
+  for (i = 0; c->acc != NULL && i < c->job->n_nodes; i++) {
+    for (s = 0; c->acc[i].pos != NULL && s < (size_t)c->job->nodes[i].parallelism; s++)
+      free(c->acc[i].pos[s]);
+    free(c->acc[i].pos);
+    free(c->acc[i].pos_len);
+    free(c->acc[i].sub_bytes);
+  }
+  free(c->acc);
+  free(c->restored_par);
+  weir__ckpt_store_close(c->store);
+  WEIR_ASSERT(pthread_cond_destroy(&c->cond) == 0);
+  WEIR_ASSERT(pthread_mutex_destroy(&c->mu) == 0);
+  free(c);
+}
+
+int weir__coord_open(weir_job *job) {
+  struct weir__ckpt_store_opts opts;
+  struct weir__ckpt_info *infos = NULL;
+  struct weir__coord *c;
+  size_t i, n = 0;
+  uint64_t id = 0;
+  int rc;
+
+  if (job->ckpt.dir == NULL)
+    return 0;
+  if ((c = calloc(1, sizeof(*c))) == NULL)
+    return WEIR_ENOMEM;
+  c->job = job;
+  WEIR_ASSERT(pthread_mutex_init(&c->mu, NULL) == 0);
+  WEIR_ASSERT(pthread_cond_init(&c->cond, NULL) == 0);
+  c->restored_par = calloc(job->n_nodes, sizeof(*c->restored_par));
+  c->acc = calloc(job->n_nodes, sizeof(*c->acc));
+  if (c->restored_par == NULL || c->acc == NULL) {
+    rc = WEIR_ENOMEM;
+    goto fail;
+  }
+  for (i = 0; i < job->n_nodes; i++) {
+    size_t p = (size_t)job->nodes[i].parallelism;
+
+    c->acc[i].sub_bytes = calloc(p, sizeof(uint64_t));
+    c->acc[i].pos = calloc(p, sizeof(uint8_t *));
+    c->acc[i].pos_len = calloc(p, sizeof(size_t));
+    if (c->acc[i].sub_bytes == NULL || c->acc[i].pos == NULL || c->acc[i].pos_len == NULL) {
+      rc = WEIR_ENOMEM;
+      goto fail;
+    }
+  }
+  weir__ckpt_store_opts_init(&opts);
+  if (job->ckpt.map_size)
+    opts.map_size = job->ckpt.map_size;
+  if (job->ckpt.retain)
+    opts.retain = job->ckpt.retain;
+  if ((rc = weir__ckpt_store_open(job->ckpt.dir, &opts, &c->store)) != 0) {
+    weir__job_set_error(job, "checkpoint store %s: %s", job->ckpt.dir,
+                        weir__ckpt_store_last_error());
+    goto fail;
+  }
+  /* New ids must exceed every id in the store, complete or pending. */
+  if ((rc = weir__ckpt_store_list(c->store, &infos, &n)) != 0) {
+    weir__job_set_error(job, "checkpoint store %s: %s", job->ckpt.dir,
+                        weir__ckpt_store_last_error());
+    goto fail;
+  }
+  for (i = 0; i < n; i++)
+    if (infos[i].id > c->last_id)
+      c->last_id = infos[i].id;
+  free(infos);
+  id = job->ckpt.restore_id;
+  if (id == 0 && (rc = weir__ckpt_store_latest(c->store, &id)) != 0 && rc != WEIR_ENOTFOUND) {
+    weir__job_set_error(job, "checkpoint store %s: %s", job->ckpt.dir,
+                        weir__ckpt_store_last_error());
+    goto fail;
+  }
+  if (id != 0 && (rc = check_restore(job, c, id)) != 0)
+    goto fail;
+  c->last_end = weir__now_ms();
+  job->coord = c;
+  atomic_store(&job->ckpt_completed, c->restored_id);
+  return 0;
+
+fail:
+  coord_free(c);
+  return rc;
+}
+
+/* ---- the coordinator thread -------------------------------------------------------------- */
+
+static void reset_acc(struct weir__coord *c) {
+  size_t i, s;
+
+  for (i = 0; i < c->job->n_nodes; i++) {
+    struct node_acc *a = &c->acc[i];
+
+    a->present = false;
+    a->keys = 0;
+    for (s = 0; s < (size_t)c->job->nodes[i].parallelism; s++) {
+      a->sub_bytes[s] = 0;
+      free(a->pos[s]);
+      a->pos[s] = NULL;
+      a->pos_len[s] = 0;
+    }
+  }
+}
+
+/* Records blobs of one task for the pending checkpoint; coord->mu held. */
+static void account(struct weir__coord *c, struct task *t, const struct ckpt_blob *blobs,
+                    size_t n) {
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    struct node_acc *a = &c->acc[blobs[i].node];
+
+    a->present = true;
+    a->keys += blobs[i].keys;
+    a->sub_bytes[t->subtask] = blobs[i].len;
+    if (blobs[i].pos != NULL && (a->pos[t->subtask] = malloc(blobs[i].pos_len)) != NULL) {
+      memcpy(a->pos[t->subtask], blobs[i].pos, blobs[i].pos_len);
+      a->pos_len[t->subtask] = blobs[i].pos_len;
+    }
+  }
+  t->acked = c->pending;
+  c->acks++;
+  WEIR_ASSERT(pthread_cond_signal(&c->cond) == 0);
+}
+
+static int put_blobs(struct weir__coord *c, uint64_t id, const struct task *t,
+                     const struct ckpt_blob *blobs, size_t n) {
+  size_t i;
+  int rc;
+
+  for (i = 0; i < n; i++) {
+    weir_buf b = {blobs[i].ptr, blobs[i].len};
+    const char *uid = weir__node_uid(&c->job->nodes[blobs[i].node]);
+
+    if ((rc = weir__ckpt_store_put(c->store, id, uid, t->subtask, b)) != 0) {
+      WEIR_LOG_ERR("[ckpt %" PRIu64 "] storing '%s' subtask %d: %s", id, uid, t->subtask,
+                   weir__ckpt_store_last_error());
+      return rc;
+    }
+  }
+  return 0;
+}
+
+static void trigger(struct weir__coord *c) {
+  weir_job *job = c->job;
+  uint64_t id = c->last_id + 1;
+  size_t i;
+  int rc;
+
+  if ((rc = weir__ckpt_store_begin(c->store, id)) != 0) {
+    WEIR_LOG_ERR("[ckpt %" PRIu64 "] begin: %s", id, weir__ckpt_store_last_error());
+    c->last_id = id;
+    c->consecutive_failures++;
+    c->stats.failed++;
+    c->last_end = weir__now_ms();
+    return;
+  }
+  c->last_id = id;
+  c->pending = id;
+  c->pending_failed = false;
+  c->pending_start = weir__now_ms();
+  c->pending_start_us = mono_us();
+  c->pending_wall = wall_ms();
+  c->acks = 0;
+  reset_acc(c);
+  /* Tasks that already ended stand in with their final state. */
+  for (i = 0; i < job->n_tasks; i++) {
+    struct task *t = job->tasks[i];
+
+    if (t->finished) {
+      if (put_blobs(c, id, t, t->finals, t->n_finals) != 0)
+        c->pending_failed = true;
+      account(c, t, t->finals, t->n_finals);
+    }
+  }
+  if (c->savepoint)
+    atomic_store(&job->savepoint_id, id);
+  atomic_store(&job->ckpt_trigger, id);
+  WEIR_LOG_DEBUG("[ckpt %" PRIu64 "] triggered%s", id, c->savepoint ? " (savepoint)" : "");
+}
+
+static void fail_pending(struct weir__coord *c, const char *why) {
+  uint64_t id = c->pending;
+
+  WEIR_LOG_WARN("[ckpt %" PRIu64 "] aborted: %s", id, why);
+  weir__ckpt_store_abort(c->store, id);
+  c->pending = 0;
+  c->stats.failed++;
+  c->last_end = weir__now_ms();
+  c->consecutive_failures++;
+  if (c->consecutive_failures > c->job->ckpt.tolerable_failures && c->fail_msg[0] == '\0')
+    snprintf(c->fail_msg, sizeof(c->fail_msg),
+             "checkpoint %" PRIu64 " failed (%s) and %d consecutive failures are tolerated; "
+             "raise the checkpoint timeout or the tolerable failures",
+             id, why, c->job->ckpt.tolerable_failures);
+}
+
+static int complete(struct weir__coord *c) {
+  weir_job *job = c->job;
+  Weir__Ckpt__CheckpointMetadata meta = WEIR__CKPT__CHECKPOINT_METADATA__INIT;
+  Weir__Ckpt__OperatorInfo *ops = calloc(job->n_nodes, sizeof(*ops));
+  Weir__Ckpt__OperatorInfo **opp = calloc(job->n_nodes, sizeof(*opp));
+  Weir__Ckpt__SourcePosition *srcs = NULL, **srcp = NULL;
+  size_t i, n_src = 0, k = 0;
+  uint64_t id = c->pending;
+  int rc = WEIR_ENOMEM;
+
+  for (i = 0; i < job->n_nodes; i++)
+    if (job->nodes[i].kind == NODE_SOURCE && c->acc[i].present)
+      n_src += (size_t)job->nodes[i].parallelism;
+  srcs = calloc(n_src + 1, sizeof(*srcs));
+  srcp = calloc(n_src + 1, sizeof(*srcp));
+  if (ops == NULL || opp == NULL || srcs == NULL || srcp == NULL)
+    goto out;
+  meta.checkpoint_id = id;
+  meta.start_time_ms = c->pending_wall;
+  meta.end_time_ms = wall_ms();
+  meta.job_name = job->name;
+  meta.max_parallelism = (uint32_t)job->max_parallelism;
+  for (i = 0; i < job->n_nodes; i++) {
+    struct node *nd = &job->nodes[i];
+    struct node_acc *a = &c->acc[i];
+    int s;
+
+    if (!a->present)
+      continue;
+    weir__ckpt__operator_info__init(&ops[meta.n_operators]);
+    ops[meta.n_operators].uid = (char *)weir__node_uid(nd);
+    ops[meta.n_operators].parallelism = (uint32_t)nd->parallelism;
+    ops[meta.n_operators].n_subtask_state_bytes = (size_t)nd->parallelism;
+    ops[meta.n_operators].subtask_state_bytes = a->sub_bytes;
+    ops[meta.n_operators].key_count = a->keys;
+    opp[meta.n_operators] = &ops[meta.n_operators];
+    meta.n_operators++;
+    for (s = 0; nd->kind == NODE_SOURCE && s < nd->parallelism; s++) {
+      weir__ckpt__source_position__init(&srcs[k]);
+      srcs[k].uid = (char *)weir__node_uid(nd);
+      srcs[k].subtask = (uint32_t)s;
+      srcs[k].position.data = a->pos[s];
+      srcs[k].position.len = a->pos_len[s];
+      srcs[k].description = "";
+      srcp[k] = &srcs[k];
+      k++;
+    }
+  }
+  meta.operators = opp;
+  meta.n_sources = k;
+  meta.sources = srcp;
+  if ((rc = weir__ckpt_store_commit(c->store, id, &meta)) != 0) {
+    WEIR_LOG_ERR("[ckpt %" PRIu64 "] commit: %s", id, weir__ckpt_store_last_error());
+    goto out;
+  }
+  {
+    int64_t d = mono_us() - c->pending_start_us;
+
+    c->stats.completed++;
+    c->stats.last_duration_us = d;
+    c->durations[c->n_durations++ % WEIR_CKPT_DURATIONS] = d;
+  }
+  c->pending = 0;
+  c->consecutive_failures = 0;
+  c->last_end = weir__now_ms();
+  atomic_store(&job->ckpt_completed, id);
+  WEIR_LOG_DEBUG("[ckpt %" PRIu64 "] complete", id);
+out:
+  free(ops);
+  free(opp);
+  free(srcs);
+  free(srcp);
+  return rc;
+}
+
+static void *coord_main(void *arg) {
+  struct weir__coord *c = arg;
+  weir_job *job = c->job;
+
+  WEIR_ASSERT(pthread_mutex_lock(&c->mu) == 0);
+  while (!c->closing) {
+    int64_t now = weir__now_ms(), deadline;
+    struct timespec ts;
+
+    if (c->fail_msg[0] != '\0' && !c->failed_job) {
+      char msg[sizeof(c->fail_msg)];
+
+      c->failed_job = true;
+      memcpy(msg, c->fail_msg, sizeof(msg));
+      WEIR_ASSERT(pthread_mutex_unlock(&c->mu) == 0);
+      weir__job_fail(job, WEIR_ETIMEDOUT, "%s", msg);
+      WEIR_ASSERT(pthread_mutex_lock(&c->mu) == 0);
+      continue;
+    }
+
+    if (c->pending != 0) {
+      if (c->acks == job->n_tasks) {
+        bool was_savepoint = c->savepoint;
+
+        if (c->pending_failed || complete(c) != 0)
+          fail_pending(c, "a snapshot could not be stored");
+        if (was_savepoint) {
+          c->savepoint = false;
+          weir_job_stop(job); /* sources already stopped at the barrier */
+        }
+        continue;
+      }
+      if (now >= c->pending_start + job->ckpt.timeout_ms) {
+        fail_pending(c, "timed out");
+        if (c->savepoint) {
+          c->savepoint = false;
+          weir_job_stop(job);
+        }
+        continue;
+      }
+      deadline = c->pending_start + job->ckpt.timeout_ms;
+    } else {
+      int64_t next = INT64_MAX;
+
+      if (job->ckpt.interval_ms > 0)
+        next = c->last_end + job->ckpt.min_pause_ms;
+      if (job->ckpt.interval_ms > 0 && c->pending_start + job->ckpt.interval_ms > next)
+        next = c->pending_start + job->ckpt.interval_ms;
+      if (c->trigger_now || c->savepoint)
+        next = now;
+      if (now >= next && !atomic_load(&job->cancelled)) {
+        c->trigger_now = false;
+        trigger(c);
+        continue;
+      }
+      deadline = next;
+    }
+    if (deadline == INT64_MAX) {
+      WEIR_ASSERT(pthread_cond_wait(&c->cond, &c->mu) == 0);
+    } else {
+      clock_gettime(CLOCK_REALTIME, &ts);
+      deadline -= now; /* relative ms, onto the realtime clock the cond uses */
+      ts.tv_sec += deadline / 1000;
+      ts.tv_nsec += (deadline % 1000) * 1000000;
+      if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+      }
+      pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+    }
+  }
+  WEIR_ASSERT(pthread_mutex_unlock(&c->mu) == 0);
+  return NULL;
+}
+
+int weir__coord_start(weir_job *job) {
+  struct weir__coord *c = job->coord;
+
+  if (c == NULL)
+    return 0;
+  if (pthread_create(&c->thread, NULL, coord_main, c) != 0)
+    return WEIR_ESYS;
+  c->thread_started = true;
+  return 0;
+}
+
+void weir__coord_close(weir_job *job) {
+  struct weir__coord *c = job->coord;
+
+  if (c == NULL)
+    return;
+  WEIR_ASSERT(pthread_mutex_lock(&c->mu) == 0);
+  c->closing = true;
+  WEIR_ASSERT(pthread_cond_signal(&c->cond) == 0);
+  WEIR_ASSERT(pthread_mutex_unlock(&c->mu) == 0);
+  if (c->thread_started)
+    WEIR_ASSERT(pthread_join(c->thread, NULL) == 0);
+  /* Every task ended while a checkpoint was in flight: their final states complete it. */
+  if (c->pending != 0 && c->acks == job->n_tasks && !c->pending_failed)
+    complete(c);
+  if (c->pending != 0)
+    weir__ckpt_store_abort(c->store, c->pending);
+  weir_job_checkpoint_stats(job, &job->ckpt_stats);
+  WEIR_ASSERT(pthread_mutex_lock(&job->mu) == 0);
+  job->coord = NULL;
+  WEIR_ASSERT(pthread_mutex_unlock(&job->mu) == 0);
+  coord_free(c);
+}
+
+/* ---- public controls --------------------------------------------------------------------- */
+
+static int poke(weir_job *job, bool savepoint) {
+  struct weir__coord *c;
+  int rc = 0;
+
+  if (job == NULL)
+    return WEIR_EINVAL;
+  if (job->ckpt.dir == NULL)
+    return WEIR_EINVAL;
+  WEIR_ASSERT(pthread_mutex_lock(&job->mu) == 0);
+  c = job->coord;
+  if (c == NULL || job->state != JOB_RUNNING) {
+    rc = WEIR_ESTATE;
+  } else {
+    WEIR_ASSERT(pthread_mutex_lock(&c->mu) == 0);
+    if (savepoint)
+      c->savepoint = true;
+    else
+      c->trigger_now = true;
+    WEIR_ASSERT(pthread_cond_signal(&c->cond) == 0);
+    WEIR_ASSERT(pthread_mutex_unlock(&c->mu) == 0);
+  }
+  WEIR_ASSERT(pthread_mutex_unlock(&job->mu) == 0);
+  return rc;
+}
+
+int weir_job_stop_with_savepoint(weir_job *job) {
+  return poke(job, true);
+}
+
+int weir_job_trigger_checkpoint(weir_job *job) {
+  return poke(job, false);
+}
+
+uint64_t weir_job_last_checkpoint(const weir_job *job) {
+  return job != NULL ? atomic_load(&((weir_job *)job)->ckpt_completed) : 0;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+  return (x > y) - (x < y);
+}
+
+void weir_job_checkpoint_stats(const weir_job *cjob, weir_checkpoint_stats *out) {
+  weir_job *job = (weir_job *)cjob;
+  struct weir__coord *c;
+
+  memset(out, 0, sizeof(*out));
+  if (job == NULL)
+    return;
+  WEIR_ASSERT(pthread_mutex_lock(&job->mu) == 0);
+  *out = job->ckpt_stats;
+  if ((c = job->coord) != NULL) {
+    size_t n;
+    int64_t d[WEIR_CKPT_DURATIONS];
+
+    WEIR_ASSERT(pthread_mutex_lock(&c->mu) == 0);
+    *out = c->stats;
+    n = c->n_durations < WEIR_CKPT_DURATIONS ? c->n_durations : WEIR_CKPT_DURATIONS;
+    memcpy(d, c->durations, n * sizeof(*d));
+    WEIR_ASSERT(pthread_mutex_unlock(&c->mu) == 0);
+    if (n > 0) {
+      qsort(d, n, sizeof(*d), cmp_i64);
+      out->p50_duration_us = d[(n - 1) / 2];
+      out->p99_duration_us = d[(n * 99 - 1) / 100];
+    }
+  }
+  WEIR_ASSERT(pthread_mutex_unlock(&job->mu) == 0);
+}
+
+/* ---- task side --------------------------------------------------------------------------- */
+
+static int ensure_backend(struct weir_ctx *x) {
+  weir_job *job = x->task->job;
+  uint32_t first, last;
+  int rc;
+
+  if (x->keyed != NULL)
+    return 0;
+  weir__key_group_range(x->task->subtask, x->node->parallelism, job->max_parallelism, &first,
+                        &last);
+  rc = weir__keyed_backend_create(job->max_parallelism, first, last, 0, &x->keyed);
+  if (rc != 0)
+    weir_ctx_set_error(x, "keyed state: %s", weir__state_last_error());
+  return rc;
+}
+
+static int ctx_state(weir_ctx *x, enum weir__state_kind kind, const char *name, void **st) {
+  int rc;
+
+  if (x == NULL || name == NULL || st == NULL)
+    return WEIR_EINVAL;
+  if ((rc = ensure_backend(x)) != 0)
+    return rc;
+  if ((rc = weir__keyed_backend_register(x->keyed, kind, name, st)) != 0)
+    weir_ctx_set_error(x, "state '%s': %s", name, weir__state_last_error());
+  return rc;
+}
+
+int weir_ctx_value_state(weir_ctx *ctx, const char *name, weir_value_state **st) {
+  return ctx_state(ctx, WEIR__STATE_VALUE, name, (void **)st);
+}
+
+int weir_ctx_map_state(weir_ctx *ctx, const char *name, weir_map_state **st) {
+  return ctx_state(ctx, WEIR__STATE_MAP, name, (void **)st);
+}
+
+int weir_ctx_list_state(weir_ctx *ctx, const char *name, weir_list_state **st) {
+  return ctx_state(ctx, WEIR__STATE_LIST, name, (void **)st);
+}
+
+static void free_blobs(struct ckpt_blob *b, size_t n) {
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    free(b[i].ptr);
+    free(b[i].pos);
+  }
+  free(b);
+}
+
+void weir__ckpt_free_finals(struct task *t) {
+  free_blobs(t->finals, t->n_finals);
+  t->finals = NULL;
+  t->n_finals = 0;
+}
+
+/* Snapshots every stateful operator of the chain into *out (allocated; *n entries). */
+static int snapshot_blobs(struct task *t, uint64_t id, struct ckpt_blob **out, size_t *n) {
+  struct ckpt_blob *blobs = calloc(t->chain->len, sizeof(*blobs));
+  size_t i, k = 0;
+  int rc = 0;
+
+  if (blobs == NULL)
+    return WEIR_ENOMEM;
+  for (i = 0; i < t->chain->len && rc == 0; i++) {
+    struct weir_ctx *x = &t->ctxs[i];
+    struct weir_snapshot s = {NULL, 0, 0};
+    struct weir__snapshot_blob b = {NULL, 0, 0};
+
+    if (x->node->barrier_hook) {
+      if ((rc = x->node->op.snapshot(x, x->inst, id, &s)) < 0)
+        break;
+      free(s.ptr);
+      continue;
+    }
+    if (x->keyed == NULL && x->node->op.snapshot == NULL)
+      continue;
+    if (x->node->op.snapshot != NULL && (rc = x->node->op.snapshot(x, x->inst, id, &s)) < 0) {
+      weir_ctx_set_error(x, "snapshot for checkpoint %" PRIu64 " failed", id);
+      free(s.ptr);
+      break;
+    }
+    if ((rc = ensure_backend(x)) == 0 &&
+        (rc = weir__keyed_backend_snapshot(x->keyed, weir__node_uid(x->node), t->subtask,
+                                           x->node->parallelism, s.ptr, s.len, &b)) != 0)
+      weir_ctx_set_error(x, "snapshot for checkpoint %" PRIu64 ": %s", id,
+                         weir__state_last_error());
+    if (rc == 0) {
+      blobs[k].node = (int)(x->node - t->job->nodes);
+      blobs[k].ptr = b.ptr;
+      blobs[k].len = b.len;
+      blobs[k].keys = b.key_count;
+      if (x->node->kind == NODE_SOURCE) {
+        blobs[k].pos = s.ptr; /* the source's own state is its position */
+        blobs[k].pos_len = s.len;
+        s.ptr = NULL;
+      }
+      k++;
+    }
+    free(s.ptr);
+    if (rc != 0) {
+      free_blobs(blobs, k);
+      return rc;
+    }
+  }
+  if (rc != 0) {
+    free_blobs(blobs, k);
+    return rc;
+  }
+  *out = blobs;
+  *n = k;
+  return 0;
+}
+
+int weir__ckpt_snapshot_chain(struct task *t, uint64_t id) {
+  struct weir__coord *c = t->job->coord;
+  struct ckpt_blob *blobs = NULL;
+  size_t n = 0, i;
+  int rc;
+
+  if (c == NULL)
+    return 0;
+  if ((rc = snapshot_blobs(t, id, &blobs, &n)) != 0) {
+    /* A failing snapshot fails the operator, as in Flink's default. */
+    for (i = 0; i < t->chain->len; i++)
+      if (t->ctxs[i].err[0] != '\0')
+        weir__job_fail(t->job, rc, "operator '%s' (subtask %d/%d) failed: %s: %s",
+                       t->ctxs[i].node->name, t->subtask + 1, t->ctxs[i].node->parallelism,
+                       weir_strerror(rc), t->ctxs[i].err);
+    weir__job_fail(t->job, rc, "task '%s' (subtask %d): snapshot %" PRIu64 ": %s",
+                   t->ctxs[0].node->name, t->subtask + 1, id, weir_strerror(rc));
+    return rc;
+  }
+  WEIR_ASSERT(pthread_mutex_lock(&c->mu) == 0);
+  if (c->pending == id) {
+    if (put_blobs(c, id, t, blobs, n) != 0)
+      c->pending_failed = true;
+    account(c, t, blobs, n);
+  }
+  WEIR_ASSERT(pthread_mutex_unlock(&c->mu) == 0);
+  free_blobs(blobs, n);
+  return 0;
+}
+
+void weir__ckpt_task_finished(struct task *t) {
+  struct weir__coord *c = t->job->coord;
+  struct ckpt_blob *blobs = NULL;
+  size_t n = 0;
+
+  if (c == NULL)
+    return;
+  if (snapshot_blobs(t, atomic_load(&t->job->ckpt_trigger), &blobs, &n) != 0) {
+    weir__job_fail(t->job, WEIR_EIO, "task '%s' (subtask %d): final snapshot failed",
+                   t->ctxs[0].node->name, t->subtask + 1);
+    return;
+  }
+  WEIR_ASSERT(pthread_mutex_lock(&c->mu) == 0);
+  t->finals = blobs;
+  t->n_finals = n;
+  t->finished = true;
+  /* A checkpoint in flight that this task never saw a barrier for: its final state is what
+   * that checkpoint must hold for it (every record it had was before the barrier). */
+  if (c->pending != 0 && t->acked != c->pending) {
+    if (put_blobs(c, c->pending, t, blobs, n) != 0)
+      c->pending_failed = true;
+    account(c, t, blobs, n);
+  }
+  WEIR_ASSERT(pthread_mutex_unlock(&c->mu) == 0);
+}
+
+void weir__ckpt_notify(struct task *t) {
+  uint64_t done = atomic_load_explicit(&t->job->ckpt_completed, memory_order_acquire);
+  size_t i;
+
+  if (done <= t->notified)
+    return;
+  t->notified = done;
+  for (i = 0; i < t->chain->len; i++) {
+    struct weir_ctx *x = &t->ctxs[i];
+
+    if (x->node->op.notify_checkpoint_complete != NULL)
+      x->node->op.notify_checkpoint_complete(x, x->inst, done);
+  }
+}
+
+/* Restores one operator from every old subtask whose key groups overlap this subtask's. */
+static int restore_op(struct task *t, struct weir_ctx *x, int old_par) {
+  struct weir__coord *c = t->job->coord;
+  const char *uid = weir__node_uid(x->node);
+  uint32_t first, last, of, ol;
+  int j, rc = 0;
+
+  weir__key_group_range(t->subtask, x->node->parallelism, t->job->max_parallelism, &first, &last);
+  if ((rc = ensure_backend(x)) != 0)
+    return rc;
+  for (j = 0; j < old_par && rc == 0; j++) {
+    uint8_t *blob = NULL, *opstate = NULL;
+    size_t len = 0, oplen = 0;
+    char origin[320];
+
+    weir__key_group_range(j, old_par, t->job->max_parallelism, &of, &ol);
+    /* Operator state belongs to the same subtask (parallelism is unchanged then); keyed state
+     * to whichever old subtask held our key groups. */
+    if (j != t->subtask && (of > last || ol < first))
+      continue;
+    snprintf(origin, sizeof(origin), "checkpoint %" PRIu64 " uid '%s' subtask %d", c->restored_id,
+             uid, j);
+    if ((rc = weir__ckpt_store_get_blob(c->store, c->restored_id, uid, j, &blob, &len)) != 0) {
+      weir_ctx_set_error(x, "restore: %s", weir__ckpt_store_last_error());
+      break;
+    }
+    rc = weir__keyed_backend_restore(x->keyed, (weir_buf){blob, len}, origin, &opstate, &oplen,
+                                     NULL);
+    if (rc != 0)
+      weir_ctx_set_error(x, "restore: %s", weir__state_last_error());
+    else if (j == t->subtask && x->node->op.restore != NULL)
+      rc = x->node->op.restore(x, x->inst, (weir_buf){opstate, oplen});
+    free(opstate);
+    free(blob);
+  }
+  return rc;
+}
+
+int weir__ckpt_restore_chain(struct task *t) {
+  struct weir__coord *c = t->job->coord;
+  size_t i;
+  int rc;
+
+  if (c == NULL || c->restored_id == 0)
+    return 0;
+  for (i = 0; i < t->chain->len; i++) {
+    struct weir_ctx *x = &t->ctxs[i];
+    int old_par = c->restored_par[x->node - t->job->nodes];
+
+    if (old_par > 0 && (rc = restore_op(t, x, old_par)) != 0) {
+      weir__job_fail(t->job, rc, "operator '%s' (subtask %d/%d) failed to restore: %s",
+                     x->node->name, t->subtask + 1, x->node->parallelism, x->err);
+      return rc;
+    }
+  }
+  t->notified = c->restored_id;
+  return 0;
+}
+
+/* ---- options ----------------------------------------------------------------------------- */
+
+/* Bound on checkpoint intervals and timeouts: one day. */
+#define WEIR_CKPT_MS_MAX 86400000
+
+int weir_job_set_checkpoint_dir(weir_job *job, const char *dir) {
+  char *copy;
+  int rc = weir__job_check_building(job);
+
+  if (rc != 0)
+    return rc;
+  if (dir == NULL || dir[0] == '\0')
+    return weir__job_range_error(job, "checkpoint dir", "a non-empty path");
+  if ((copy = strdup(dir)) == NULL)
+    return WEIR_ENOMEM;
+  free(job->ckpt.dir);
+  job->ckpt.dir = copy;
+  return 0;
+}
+
+int weir_job_set_checkpoint_interval(weir_job *job, int64_t ms) {
+  int rc = weir__job_check_building(job);
+
+  if (rc != 0)
+    return rc;
+  if (ms != 0 && (ms < 10 || ms > WEIR_CKPT_MS_MAX))
+    return weir__job_range_error(job, "checkpoint interval", "0 (off) or 10..86400000 ms");
+  job->ckpt.interval_ms = ms;
+  return 0;
+}
+
+int weir_job_set_checkpoint_timeout(weir_job *job, int64_t ms) {
+  int rc = weir__job_check_building(job);
+
+  if (rc != 0)
+    return rc;
+  if (ms < 10 || ms > WEIR_CKPT_MS_MAX)
+    return weir__job_range_error(job, "checkpoint timeout", "10..86400000 ms");
+  job->ckpt.timeout_ms = ms;
+  return 0;
+}
+
+int weir_job_set_checkpoint_min_pause(weir_job *job, int64_t ms) {
+  int rc = weir__job_check_building(job);
+
+  if (rc != 0)
+    return rc;
+  if (ms < 0 || ms > WEIR_CKPT_MS_MAX)
+    return weir__job_range_error(job, "checkpoint min pause", "0..86400000 ms");
+  job->ckpt.min_pause_ms = ms;
+  return 0;
+}
+
+int weir_job_set_checkpoint_mode(weir_job *job, weir_checkpoint_mode mode) {
+  int rc = weir__job_check_building(job);
+
+  if (rc != 0)
+    return rc;
+  if (mode != WEIR_EXACTLY_ONCE && mode != WEIR_AT_LEAST_ONCE)
+    return weir__job_range_error(job, "checkpoint mode", "WEIR_EXACTLY_ONCE, WEIR_AT_LEAST_ONCE");
+  job->ckpt.mode = mode;
+  return 0;
+}
+
+int weir_job_set_tolerable_checkpoint_failures(weir_job *job, int n) {
+  int rc = weir__job_check_building(job);
+
+  if (rc != 0)
+    return rc;
+  if (n < 0 || n > 1000000)
+    return weir__job_range_error(job, "tolerable checkpoint failures", "0..1000000");
+  job->ckpt.tolerable_failures = n;
+  return 0;
+}
+
+int weir_job_set_checkpoint_retention(weir_job *job, unsigned k) {
+  int rc = weir__job_check_building(job);
+
+  if (rc != 0)
+    return rc;
+  if (k < 1 || k > 1000)
+    return weir__job_range_error(job, "checkpoint retention", "1..1000");
+  job->ckpt.retain = k;
+  return 0;
+}
+
+int weir_job_set_checkpoint_map_size(weir_job *job, size_t bytes) {
+  int rc = weir__job_check_building(job);
+
+  if (rc != 0)
+    return rc;
+  if (bytes < ((size_t)1 << 20))
+    return weir__job_range_error(job, "checkpoint map size", ">= 1 MiB");
+  job->ckpt.map_size = bytes;
+  return 0;
+}
+
+int weir_job_set_restore_checkpoint(weir_job *job, uint64_t id) {
+  int rc = weir__job_check_building(job);
+
+  if (rc != 0)
+    return rc;
+  job->ckpt.restore_id = id;
+  return 0;
+}
+
+int weir_job_set_allow_non_restored_state(weir_job *job, bool allow) {
+  int rc = weir__job_check_building(job);
+
+  if (rc != 0)
+    return rc;
+  job->ckpt.allow_non_restored = allow;
+  return 0;
+}
