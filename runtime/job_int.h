@@ -89,7 +89,7 @@ struct weir_job {
   size_t n_tasks;
 
   struct ckpt_config ckpt;
-  struct weir__coord *coord; /* NULL unless checkpointing; created at start */
+  struct weir__coord *coord;        /* NULL unless checkpointing; created at start */
   weir_checkpoint_stats ckpt_stats; /* the coordinator's, kept when it closes (under mu) */
   /* Read by task threads in their loops; written by the coordinator. */
   _Atomic uint64_t ckpt_trigger;   /* newest barrier id sources must emit */
