@@ -121,6 +121,19 @@ WEIR_API size_t weir_list_state_len(weir_list_state *st, weir_buf key);
 /* Removes `key`'s whole list. 0 (also when empty) or WEIR_EINVAL. */
 WEIR_API int weir_list_state_clear(weir_list_state *st, weir_buf key);
 
+/* ---- built-in keyed aggregates ---------------------------------------------------------- */
+
+/*
+ * Keyed running count / sum. Put them after weir_job_key_by (their input must be partitioned by
+ * the key they aggregate on). Each record updates its key's aggregate in keyed state (restored
+ * exactly once after a failure) and emits an update: same key, timestamp and metadata, value =
+ * the new aggregate in decimal. The sum parses each value as a decimal integer (blanks around
+ * it allowed); any other value fails the job with WEIR_EPARSE naming the record's offset and
+ * metadata. Same rules as weir_job_add_operator.
+ */
+WEIR_API int weir_job_keyed_count(weir_job *job, int upstream, const char *name, int *id);
+WEIR_API int weir_job_keyed_sum(weir_job *job, int upstream, const char *name, int *id);
+
 #ifdef __cplusplus
 }
 #endif
