@@ -64,6 +64,15 @@ static inline int weir__batch_append(struct weir_batch *b, const weir_record *re
   return 0;
 }
 
+/* Appends `rec` by reference: its bytes are not copied and must outlive the batch's use
+ * (the caller checks). 0 or WEIR_EAGAIN when the batch has no record slot left. */
+static inline int weir__batch_append_ref(struct weir_batch *b, const weir_record *rec) {
+  if (b->len == b->cap)
+    return WEIR_EAGAIN;
+  b->recs[b->len++] = *rec;
+  return 0;
+}
+
 static inline void weir__batch_reset(struct weir_batch *b) {
   b->len = 0;
   b->used = 0;

@@ -99,7 +99,9 @@ struct weir_batch *weir__chan_acquire(struct weir_chan *c, int *err) {
   CHECK_PTHREAD(pthread_mutex_lock(&g->mu));
   while (!g->cancelled && c->n_free == 0 && c->n_alloc == c->pool_cap) {
     c->producers_waiting++;
+    c->batch_waiters++;
     CHECK_PTHREAD(pthread_cond_wait(&c->not_full, &g->mu));
+    c->batch_waiters--;
     c->producers_waiting--;
   }
   if (g->cancelled) {
@@ -122,7 +124,7 @@ static void release_locked(struct weir_chan *c, struct weir_batch *b) {
   WEIR_ASSERT(c->n_free < c->pool_cap);
   weir__batch_reset(b);
   c->free[c->n_free++] = b;
-  if (c->producers_waiting > 0)
+  if (c->batch_waiters > 0)
     CHECK_PTHREAD(pthread_cond_broadcast(&c->not_full));
 }
 
@@ -181,7 +183,9 @@ int weir__gate_pop(struct weir_gate *g, struct weir_msg *m, size_t *chan_idx, in
         c->ended = true;
         g->n_ended++;
       }
-      if (c->producers_waiting > 0)
+      /* Wake a blocked producer only once half the ring is free: one wake-up moves many
+       * batches, instead of a futex round trip per batch. */
+      if (c->producers_waiting > 0 && c->len <= c->ring_cap / 2)
         CHECK_PTHREAD(pthread_cond_broadcast(&c->not_full));
       g->next = (i + 1) % g->n_chans;
       *chan_idx = i;

@@ -45,9 +45,10 @@ struct weir_chan {
   size_t n_alloc; /* batches allocated so far, at most pool_cap */
   size_t pool_cap;
   pthread_cond_t not_full; /* producers wait here for ring space or a free batch */
-  int producers_waiting;
-  bool ended;   /* END popped */
-  bool blocked; /* consumer holds this channel back (barrier alignment) */
+  int producers_waiting;   /* blocked in acquire or push */
+  int batch_waiters;       /* of those, blocked in acquire (waiting for a free batch) */
+  bool ended;              /* END popped */
+  bool blocked;            /* consumer holds this channel back (barrier alignment) */
 };
 
 struct weir_gate {

@@ -41,9 +41,10 @@ struct weir__coord {
   pthread_cond_t cond;
   bool closing;
   bool trigger_now;
-  bool savepoint;   /* a savepoint is wanted, or pending */
-  uint64_t last_id; /* newest id begun in the store */
-  uint64_t pending; /* id in flight, 0 = none */
+  bool savepoint;          /* a savepoint is wanted: the next trigger is one */
+  uint64_t savepoint_ckpt; /* id of the savepoint in flight, 0 = none */
+  uint64_t last_id;        /* newest id begun in the store */
+  uint64_t pending;        /* id in flight, 0 = none */
   bool pending_failed;
   int64_t pending_start; /* monotonic ms */
   int64_t pending_wall;  /* wall clock ms */
@@ -335,8 +336,11 @@ static void trigger(struct weir__coord *c) {
       account(c, t, t->finals, t->n_finals);
     }
   }
-  if (c->savepoint)
+  if (c->savepoint) {
+    c->savepoint = false;
+    c->savepoint_ckpt = id;
     atomic_store(&job->savepoint_id, id);
+  }
   atomic_store(&job->ckpt_trigger, id);
   WEIR_LOG_DEBUG("[ckpt %" PRIu64 "] triggered%s", id, c->savepoint ? " (savepoint)" : "");
 }
@@ -453,26 +457,24 @@ static void *coord_main(void *arg) {
     }
 
     if (c->pending != 0) {
-      if (c->acks == job->n_tasks) {
-        bool was_savepoint = c->savepoint;
+      bool was_savepoint = c->pending == c->savepoint_ckpt;
 
+      if (c->acks == job->n_tasks) {
         if (c->pending_failed || complete(c) != 0)
           fail_pending(c, "a snapshot could not be stored");
-        if (was_savepoint) {
-          c->savepoint = false;
-          weir_job_stop(job); /* sources already stopped at the barrier */
-        }
-        continue;
-      }
-      if (now >= c->pending_start + job->ckpt.timeout_ms) {
+      } else if (now >= c->pending_start + job->ckpt.timeout_ms) {
         fail_pending(c, "timed out");
-        if (c->savepoint) {
-          c->savepoint = false;
-          weir_job_stop(job);
-        }
-        continue;
+      } else {
+        deadline = c->pending_start + job->ckpt.timeout_ms;
+        goto wait;
       }
-      deadline = c->pending_start + job->ckpt.timeout_ms;
+      /* The sources already stopped at a savepoint's barrier: whether it completed or not,
+       * the job now ends (a failed savepoint leaves the previous checkpoint the latest). */
+      if (was_savepoint) {
+        c->savepoint_ckpt = 0;
+        weir_job_stop(job);
+      }
+      continue;
     } else {
       int64_t next = INT64_MAX;
 
@@ -489,6 +491,7 @@ static void *coord_main(void *arg) {
       }
       deadline = next;
     }
+  wait:
     if (deadline == INT64_MAX) {
       WEIR_ASSERT(pthread_cond_wait(&c->cond, &c->mu) == 0);
     } else {
@@ -692,7 +695,8 @@ static int snapshot_blobs(struct task *t, uint64_t id, struct ckpt_blob **out, s
     if (x->keyed == NULL && x->node->op.snapshot == NULL)
       continue;
     if (x->node->op.snapshot != NULL && (rc = x->node->op.snapshot(x, x->inst, id, &s)) < 0) {
-      weir_ctx_set_error(x, "snapshot for checkpoint %" PRIu64 " failed", id);
+      if (x->err[0] == '\0') /* keep the operator's own detail */
+        weir_ctx_set_error(x, "snapshot for checkpoint %" PRIu64 " failed", id);
       free(s.ptr);
       break;
     }

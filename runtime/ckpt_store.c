@@ -352,6 +352,24 @@ void weir__ckpt_store_opts_init(struct weir__ckpt_store_opts *o) {
 }
 
 /* Creates the databases or checks the store's format version. */
+/* True when the main database holds keys other than weir's sub-database names: an LMDB
+ * environment some other program wrote, which a new store must not take over. */
+static bool foreign_keys(MDB_txn *txn) {
+  MDB_cursor *cur = NULL;
+  MDB_val k, v;
+  MDB_dbi main_db;
+  bool foreign = false;
+  int mrc;
+
+  if (mdb_dbi_open(txn, NULL, 0, &main_db) != 0 || mdb_cursor_open(txn, main_db, &cur) != 0)
+    return true;
+  for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && !foreign;
+       mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+    foreign = k.mv_size < 5 || memcmp(k.mv_data, "weir.", 5) != 0;
+  mdb_cursor_close(cur);
+  return foreign;
+}
+
 static int init_layout(struct weir__ckpt_store *s) {
   MDB_val k = {sizeof(KEY_VERSION) - 1, (void *)(uintptr_t)KEY_VERSION}, v;
   MDB_txn *txn = NULL;
@@ -376,7 +394,7 @@ static int init_layout(struct weir__ckpt_store *s) {
       rc = lmdb_fail(s, 0, "stat", mrc);
       goto fail;
     }
-    if (st1.ms_entries + st2.ms_entries + st3.ms_entries > 0) {
+    if (st1.ms_entries + st2.ms_entries + st3.ms_entries > 0 || foreign_keys(txn)) {
       rc = fail(WEIR_EPARSE,
                 "[ckpt store] %s: holds checkpoint data but no format version: not a weir "
                 "checkpoint store, or damaged; move it aside",

@@ -110,7 +110,8 @@ static struct task *new_task(weir_job *job, struct chain *c, int subtask) {
   t->pending_since = -1;
   t->in_watermark = INT64_MIN;
   t->ctxs = calloc(c->len, sizeof(*t->ctxs));
-  if (t->ctxs == NULL)
+  t->in_bytes = calloc(c->len, sizeof(*t->in_bytes));
+  if (t->ctxs == NULL || t->in_bytes == NULL)
     goto fail;
   for (i = 0; i < c->len; i++) {
     struct weir_ctx *x = &t->ctxs[i];
@@ -123,6 +124,8 @@ static struct task *new_task(weir_job *job, struct chain *c, int subtask) {
       x->link = weir__batch_new(job->batch_records, job->batch_bytes);
       if (x->link == NULL)
         goto fail;
+      t->in_bytes[i + 1].lo = x->link->arena;
+      t->in_bytes[i + 1].hi = x->link->arena + x->link->arena_cap;
     }
   }
   for (i = 0; i < job->n_edges; i++)

@@ -292,7 +292,10 @@ static int handle_msg(struct task *t, const struct weir_msg *m, size_t ci) {
 
   switch (m->kind) {
   case WEIR_MSG_BATCH:
+    t->in_bytes[0].lo = m->batch->arena;
+    t->in_bytes[0].hi = m->batch->arena + m->batch->used;
     rc = run_op(t, 0, m->batch->recs, m->batch->len);
+    t->in_bytes[0].lo = t->in_bytes[0].hi = NULL;
     weir__chan_release(c, m->batch);
     break;
   case WEIR_MSG_WATERMARK:
@@ -463,6 +466,7 @@ void weir__task_free(struct task *t) {
     }
   }
   weir__ckpt_free_finals(t);
+  free(t->in_bytes);
   for (i = 0; t->outs != NULL && i < t->n_outs; i++) {
     free(t->outs[i].chans);
     free(t->outs[i].cur);
@@ -477,15 +481,35 @@ void weir__task_free(struct task *t) {
 
 /* ---- the callback API --------------------------------------------------------------------- */
 
+/* True when `b` is empty or lies in one of ranges[0..n). */
+static inline bool buf_within(weir_buf b, const struct byte_range *ranges, size_t n) {
+  size_t i;
+
+  if (b.len == 0)
+    return true;
+  for (i = 0; i < n; i++)
+    if (b.ptr >= ranges[i].lo && b.ptr + b.len <= ranges[i].hi)
+      return true;
+  return false;
+}
+
 int weir_emit(weir_ctx *x, const weir_record *rec) {
   int rc;
 
   if (x->link != NULL) {
-    rc = weir__batch_append(x->link, rec);
+    /* A record whose bytes lie in batches that outlive the next operator's call (this
+     * operator's input, or any input further up the chain) is passed on by reference: a
+     * filter or a key_by on the same thread copies nothing. Other bytes (scratch, the
+     * operator's own buffers) are copied into the link batch. */
+    bool by_ref = buf_within(rec->value, x->task->in_bytes, x->pos + 1) &&
+                  buf_within(rec->key, x->task->in_bytes, x->pos + 1) &&
+                  buf_within(rec->meta, x->task->in_bytes, x->pos + 1);
+
+    rc = by_ref ? weir__batch_append_ref(x->link, rec) : weir__batch_append(x->link, rec);
     if (rc == WEIR_EAGAIN) {
       if ((rc = flush_link(x->task, x->pos)) != 0)
         return rc;
-      rc = weir__batch_append(x->link, rec);
+      rc = by_ref ? weir__batch_append_ref(x->link, rec) : weir__batch_append(x->link, rec);
     }
     if (rc == WEIR_ETOOBIG || rc == WEIR_EAGAIN) {
       weir_ctx_set_error(x, "record of %zu bytes is larger than the batch bound of %zu bytes",

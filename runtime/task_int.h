@@ -46,11 +46,20 @@ struct input {
   uint64_t barrier; /* last barrier id seen on it */
 };
 
+/* Bytes that stay valid while an operator of the chain runs (see weir_emit). */
+struct byte_range {
+  const uint8_t *lo;
+  const uint8_t *hi;
+};
+
 struct task {
   weir_job *job;
   struct chain *chain;
   int subtask;
   struct weir_ctx *ctxs; /* chain->len */
+  /* in_bytes[0]: the input batch's arena while it is processed (empty for sources);
+   * in_bytes[k], k >= 1: link k-1's arena. While operator i runs, in_bytes[0..i] stay valid. */
+  struct byte_range *in_bytes;
   struct weir_gate gate; /* inputs; n_chans 0 for sources */
   bool has_gate;
   struct input *inputs; /* gate.n_chans */

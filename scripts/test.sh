@@ -12,9 +12,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/install-deps.sh
-if [ -f package-lock.json ]; then
-  npm ci --no-audit --no-fund
-fi
+# Local Kinesis-compatible servers and the AWS SDK for JavaScript, for the integration tests.
+(cd tests/kinesis-servers && npm ci --no-audit --no-fund)
 
 jobs=$(nproc)
 step() { printf '\n=== %s ===\n' "$*"; }

@@ -8,6 +8,7 @@
  *   connectors.h  built-in sources and sinks
  *   checkpoint.h  checkpoints, restore, savepoints
  *   state.h       keyed state for operators
+ *   kinesis.h     Kinesis connection configuration
  */
 #ifndef WEIR_H
 #define WEIR_H
@@ -16,6 +17,7 @@
 #include "common.h"
 #include "connectors.h"
 #include "job.h"
+#include "kinesis.h"
 #include "record.h"
 #include "state.h"
 

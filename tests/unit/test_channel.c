@@ -394,7 +394,7 @@ static void *push_watermarks(void *arg) {
   return NULL;
 }
 
-Test(channel, full_ring_blocks_the_producer_until_a_pop) {
+Test(channel, full_ring_blocks_the_producer_until_half_is_free) {
   enum { N = 4, EXTRA = 3 };
   struct weir_gate g;
   struct producer p = {NULL, N + EXTRA, 0, 0};
@@ -411,14 +411,20 @@ Test(channel, full_ring_blocks_the_producer_until_a_pop) {
                atomic_load(&p.done));
   cr_assert_eq(producers_waiting(&g, 0), 1, "the producer left its wait without a pop");
 
-  /* Each pop frees one slot, and the producer moves exactly one message further. */
-  for (i = 0; i < EXTRA; i++) {
-    expect_control(&g, 0, WEIR_MSG_WATERMARK, (int64_t)i);
-    wait_counter(&p.done, N + i + 1);
-  }
+  /* A blocked producer is woken once half the ring is free, not on every pop: after one pop
+   * (3 of 4 queued) it stays blocked; after the second (2 of 4) it refills the ring. */
+  expect_control(&g, 0, WEIR_MSG_WATERMARK, 0);
+  sleep_ms(GRACE_MS);
+  cr_assert_eq(atomic_load(&p.done), N, "the producer moved before half the ring was free");
+  expect_control(&g, 0, WEIR_MSG_WATERMARK, 1);
+  wait_counter(&p.done, N + 2);
+  wait_producers_blocked(&g, 0, 1);
+  expect_control(&g, 0, WEIR_MSG_WATERMARK, 2);
+  expect_control(&g, 0, WEIR_MSG_WATERMARK, 3);
+  wait_counter(&p.done, N + EXTRA);
   cr_assert_eq(pthread_join(t, NULL), 0);
   cr_assert_eq(p.rc, 0);
-  for (i = EXTRA; i < N + EXTRA; i++)
+  for (i = N; i < N + EXTRA; i++)
     expect_control(&g, 0, WEIR_MSG_WATERMARK, (int64_t)i);
   expect_pop_rc(&g, WEIR_ETIMEDOUT);
   weir__gate_destroy(&g);

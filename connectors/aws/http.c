@@ -1,0 +1,488 @@
+/* http.c: signed HTTP/1.1 requests over libcurl easy handles, one or several at a time. */
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "connectors/aws/http_int.h"
+#include "runtime/log_int.h"
+
+/* Headers the signer may add (session token). */
+#define EXTRA_HEADERS_MAX 2
+
+struct weir_http {
+  CURL *easy;                  /* owned; keeps the connection cache */
+  char *ca_file;               /* owned copy or NULL */
+  char *resolve_entry;         /* owned copy or NULL */
+  struct curl_slist *resolve;  /* owned; CURLOPT_RESOLVE list */
+  struct curl_slist *hdr_list; /* owned; rebuilt per request */
+  long connect_timeout_ms;
+  long request_timeout_ms;
+  weir_http_sign_cb sign_cb;
+  void *sign_data;
+  /* Response body: grows up to max_response and is kept for the next request. */
+  uint8_t *buf;
+  size_t len;
+  size_t cap;
+  size_t max_response;
+  bool too_big;
+  struct weir_http_response *resp; /* the response being filled (borrowed during a request) */
+  long connects;                   /* new connections opened, summed over requests */
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static int global_rc;
+
+static void global_init_once(void) {
+  global_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : WEIR_EIO;
+}
+
+int weir__http_global_init(void) {
+  pthread_once(&global_once, global_init_once);
+  return global_rc;
+}
+
+/* Ensures room for `need` body bytes plus the terminating NUL, within the bound. */
+static int reserve(struct weir_http *h, size_t need) {
+  size_t cap;
+  uint8_t *p;
+
+  if (need > h->max_response) {
+    h->too_big = true;
+    return WEIR_ETOOBIG;
+  }
+  if (need + 1 <= h->cap)
+    return 0;
+  cap = h->cap ? h->cap : 4096;
+  while (cap < need + 1)
+    cap *= 2;
+  if (cap > h->max_response + 1)
+    cap = h->max_response + 1;
+  p = realloc(h->buf, cap);
+  if (p == NULL)
+    return WEIR_ENOMEM;
+  h->buf = p;
+  h->cap = cap;
+  return 0;
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
+  struct weir_http *h = userdata;
+  size_t n = size * nmemb;
+
+  if (reserve(h, h->len + n) != 0)
+    return 0; /* makes curl fail with CURLE_WRITE_ERROR */
+  memcpy(h->buf + h->len, ptr, n);
+  h->len += n;
+  return n;
+}
+
+/* Case-insensitive prefix match of a header line against "name:". */
+static const char *header_value(const char *line, size_t len, const char *name) {
+  size_t nl = strlen(name);
+
+  if (len <= nl || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+    return NULL;
+  line += nl + 1;
+  while (*line == ' ' || *line == '\t')
+    line++;
+  return line;
+}
+
+static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
+  struct weir_http *h = userdata;
+  size_t n = size * nmemb;
+  char line[WEIR_HTTP_HEADER_LINE_MAX];
+  const char *v;
+  size_t vl;
+
+  if (n >= sizeof(line))
+    return n; /* a header we do not read */
+  memcpy(line, ptr, n);
+  line[n] = '\0';
+  while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n'))
+    line[--n] = '\0';
+  if (strncmp(line, "HTTP/", 5) == 0) {
+    /* A new response (after a 100 Continue, or a retried connection): start over. */
+    h->len = 0;
+    h->resp->error_type[0] = '\0';
+    return size * nmemb;
+  }
+  if ((v = header_value(line, n, "content-length")) != NULL) {
+    /* Size the buffer once for the whole body; past the bound, fail before reading it. */
+    unsigned long long cl = strtoull(v, NULL, 10);
+    if (cl > h->max_response) {
+      h->too_big = true;
+      return 0;
+    }
+    if (reserve(h, (size_t)cl) != 0)
+      return 0;
+  } else if ((v = header_value(line, n, "x-amzn-errortype")) != NULL) {
+    vl = strcspn(v, ":"); /* "Code:http://internal.amazon.com/..." keeps only the code */
+    if (vl >= sizeof(h->resp->error_type))
+      vl = sizeof(h->resp->error_type) - 1;
+    memcpy(h->resp->error_type, v, vl);
+    h->resp->error_type[vl] = '\0';
+  }
+  return size * nmemb;
+}
+
+int weir__http_create(struct weir_http **out, const struct weir_http_opts *opts) {
+  struct weir_http *h = NULL;
+  int rc;
+
+  if (out == NULL || opts == NULL)
+    return WEIR_EINVAL;
+  *out = NULL;
+  if ((rc = weir__http_global_init()) != 0)
+    return rc;
+  h = calloc(1, sizeof(*h));
+  if (h == NULL)
+    return WEIR_ENOMEM;
+  rc = WEIR_ENOMEM;
+  if (opts->ca_file != NULL && (h->ca_file = strdup(opts->ca_file)) == NULL)
+    goto fail;
+  if (opts->resolve != NULL) {
+    if ((h->resolve_entry = strdup(opts->resolve)) == NULL)
+      goto fail;
+    if ((h->resolve = curl_slist_append(NULL, h->resolve_entry)) == NULL)
+      goto fail;
+  }
+  h->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
+                                                       : WEIR_HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
+  h->request_timeout_ms = opts->request_timeout_ms > 0 ? opts->request_timeout_ms
+                                                       : WEIR_HTTP_DEFAULT_REQUEST_TIMEOUT_MS;
+  h->max_response = opts->max_response > 0 ? opts->max_response : WEIR_HTTP_DEFAULT_MAX_RESPONSE;
+  h->sign_cb = opts->sign_cb;
+  h->sign_data = opts->sign_data;
+  rc = WEIR_EIO;
+  if ((h->easy = curl_easy_init()) == NULL)
+    goto fail;
+  *out = h;
+  return 0;
+
+fail:
+  weir__http_destroy(h);
+  return rc;
+}
+
+void weir__http_destroy(struct weir_http *h) {
+  if (h == NULL)
+    return;
+  if (h->easy != NULL)
+    curl_easy_cleanup(h->easy);
+  curl_slist_free_all(h->hdr_list);
+  curl_slist_free_all(h->resolve);
+  free(h->resolve_entry);
+  free(h->ca_file);
+  free(h->buf);
+  free(h);
+}
+
+static void sha256_hex(const uint8_t *p, size_t n, char out[65]) {
+  static const char hex[] = "0123456789abcdef";
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+
+  EVP_Digest(p != NULL ? p : (const uint8_t *)"", n, md, &mdlen, EVP_sha256(), NULL);
+  for (unsigned int i = 0; i < 32; i++) {
+    out[2 * i] = hex[md[i] >> 4];
+    out[2 * i + 1] = hex[md[i] & 15];
+  }
+  out[64] = '\0';
+}
+
+/* Extracts the Host header value (host[:port], port only when given in the URL). */
+static int url_host(const char *url, char *host, size_t cap) {
+  CURLU *u = curl_url();
+  char *hn = NULL, *port = NULL;
+  int rc = WEIR_EINVAL;
+  int n;
+
+  if (u == NULL)
+    return WEIR_ENOMEM;
+  if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+    goto fail;
+  if (curl_url_get(u, CURLUPART_HOST, &hn, 0) != CURLUE_OK)
+    goto fail;
+  if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
+    n = snprintf(host, cap, "%s:%s", hn, port);
+  else
+    n = snprintf(host, cap, "%s", hn);
+  rc = (n < 0 || (size_t)n >= cap) ? WEIR_ETOOBIG : 0;
+
+fail:
+  curl_free(hn);
+  curl_free(port);
+  curl_url_cleanup(u);
+  return rc;
+}
+
+static int append_header(struct curl_slist **list, const char *name, const char *value) {
+  char line[WEIR_HTTP_AUTH_MAX + 64];
+  struct curl_slist *l;
+  int n;
+
+  if (value[0] == '\0')
+    n = snprintf(line, sizeof(line), "%s:", name); /* curl: do not send this header at all */
+  else
+    n = snprintf(line, sizeof(line), "%s: %s", name, value);
+  if (n < 0 || (size_t)n >= sizeof(line))
+    return WEIR_ETOOBIG;
+  if ((l = curl_slist_append(*list, line)) == NULL)
+    return WEIR_ENOMEM;
+  *list = l;
+  return 0;
+}
+
+/* Configures h->easy for one request: headers (signed), body, options. */
+static int prepare(struct weir_http *h, const struct weir_http_request *req,
+                   struct weir_http_response *resp) {
+  struct weir_http_header hdrs[WEIR_HTTP_MAX_HEADERS + 2];
+  struct weir_http_header extra[EXTRA_HEADERS_MAX];
+  size_t n_extra = 0, n = 0;
+  char host[WEIR_HTTP_HOST_MAX], amz_date[32], payload_hash[65], auth[WEIR_HTTP_AUTH_MAX];
+  struct tm tm;
+  time_t now;
+  CURL *e = h->easy;
+  int rc;
+
+  memset(resp, 0, sizeof(*resp));
+  h->resp = resp;
+  h->len = 0;
+  h->too_big = false;
+  h->errbuf[0] = '\0';
+  if (req->method == NULL || req->url == NULL || req->n_headers > WEIR_HTTP_MAX_HEADERS)
+    return WEIR_EINVAL;
+  if ((rc = url_host(req->url, host, sizeof(host))) != 0)
+    return rc;
+  now = time(NULL);
+  gmtime_r(&now, &tm);
+  strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
+
+  hdrs[n++] = (struct weir_http_header){"Host", host};
+  hdrs[n++] = (struct weir_http_header){"X-Amz-Date", amz_date};
+  for (size_t i = 0; i < req->n_headers; i++)
+    hdrs[n++] = req->headers[i];
+
+  curl_slist_free_all(h->hdr_list);
+  h->hdr_list = NULL;
+  for (size_t i = 0; i < n; i++)
+    if ((rc = append_header(&h->hdr_list, hdrs[i].name, hdrs[i].value)) != 0)
+      return rc;
+  if (h->sign_cb != NULL) {
+    struct weir_http_sign_input in = {req->method, host, "/", "", hdrs, n, payload_hash, amz_date};
+    sha256_hex(req->body, req->body_len, payload_hash);
+    auth[0] = '\0';
+    rc = h->sign_cb(h->sign_data, &in, auth, sizeof(auth), extra, EXTRA_HEADERS_MAX, &n_extra);
+    if (rc != 0)
+      return rc;
+    if (n_extra > EXTRA_HEADERS_MAX)
+      return WEIR_EINVAL;
+    for (size_t i = 0; i < n_extra; i++)
+      if ((rc = append_header(&h->hdr_list, extra[i].name, extra[i].value)) != 0)
+        return rc;
+    if ((rc = append_header(&h->hdr_list, "Authorization", auth)) != 0)
+      return rc;
+  }
+  /* kinesis-local never answers "Expect: 100-continue": without this, curl waits 1 s on
+   * bodies over 1 MiB. (An empty "Expect:" value would get 417 from Node: remove it.) */
+  if ((rc = append_header(&h->hdr_list, "Expect", "")) != 0)
+    return rc;
+  /* libcurl adds an "Accept: any type" header unless told otherwise; keep requests minimal. */
+  if ((rc = append_header(&h->hdr_list, "Accept", "")) != 0)
+    return rc;
+
+  curl_easy_reset(e); /* keeps the connection cache and DNS cache */
+  curl_easy_setopt(e, CURLOPT_URL, req->url);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->request_timeout_ms);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (h->ca_file != NULL)
+    curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+  if (h->resolve != NULL)
+    curl_easy_setopt(e, CURLOPT_RESOLVE, h->resolve);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->hdr_list);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
+  if (strcmp(req->method, "POST") == 0) {
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body != NULL ? (const char *)req->body : "");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+  } else if (strcmp(req->method, "GET") == 0) {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else {
+    return WEIR_EINVAL;
+  }
+  return 0;
+}
+
+/* Fills resp after the transfer ended with curl code `cc`; returns the request's rc. */
+static int finish(struct weir_http *h, CURLcode cc, struct weir_http_response *resp) {
+  int rc = 0;
+  long nc = 0;
+
+  resp->curl_code = (int)cc;
+  curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &resp->status);
+  if (curl_easy_getinfo(h->easy, CURLINFO_NUM_CONNECTS, &nc) == CURLE_OK)
+    h->connects += nc;
+  if (cc != CURLE_OK) {
+    if (h->too_big) {
+      rc = WEIR_ETOOBIG;
+      snprintf(resp->error, sizeof(resp->error), "response body larger than %zu bytes",
+               h->max_response);
+    } else {
+      rc = cc == CURLE_OPERATION_TIMEDOUT ? WEIR_ETIMEDOUT : WEIR_EIO;
+      snprintf(resp->error, sizeof(resp->error), "%s",
+               h->errbuf[0] != '\0' ? h->errbuf : curl_easy_strerror(cc));
+    }
+    resp->status = rc == WEIR_ETOOBIG ? resp->status : 0;
+  }
+  if (reserve(h, h->len) != 0 && rc == 0)
+    rc = WEIR_ENOMEM;
+  if (h->buf != NULL)
+    h->buf[h->len] = '\0';
+  resp->body = h->buf != NULL ? h->buf : (const uint8_t *)"";
+  resp->body_len = h->len;
+  h->resp = NULL;
+  return rc;
+}
+
+int weir__http_perform(struct weir_http *h, const struct weir_http_request *req,
+                       struct weir_http_response *resp) {
+  int rc;
+
+  if (h == NULL || req == NULL || resp == NULL)
+    return WEIR_EINVAL;
+  if ((rc = prepare(h, req, resp)) != 0) {
+    h->resp = NULL;
+    return rc;
+  }
+  return finish(h, curl_easy_perform(h->easy), resp);
+}
+
+struct weir_http_multi {
+  CURLM *m; /* owned; its connection pool serves every request sent through it */
+};
+
+int weir__http_multi_create(struct weir_http_multi **out) {
+  struct weir_http_multi *mu;
+  int rc;
+
+  if (out == NULL)
+    return WEIR_EINVAL;
+  *out = NULL;
+  if ((rc = weir__http_global_init()) != 0)
+    return rc;
+  if ((mu = calloc(1, sizeof(*mu))) == NULL)
+    return WEIR_ENOMEM;
+  if ((mu->m = curl_multi_init()) == NULL) {
+    free(mu);
+    return WEIR_ENOMEM;
+  }
+  *out = mu;
+  return 0;
+}
+
+void weir__http_multi_destroy(struct weir_http_multi *mu) {
+  if (mu == NULL)
+    return;
+  curl_multi_cleanup(mu->m);
+  free(mu);
+}
+
+/* rcs[i] == IN_FLIGHT while request i runs (a value no WEIR_E* code takes). */
+#define IN_FLIGHT 1
+
+int weir__http_perform_many(struct weir_http_multi *mu, struct weir_http *const *hs,
+                            const struct weir_http_request *reqs, struct weir_http_response *resps,
+                            int *rcs, size_t n) {
+  int running = 0, rc = 0;
+
+  if (n == 0)
+    return 0;
+  if (mu == NULL || hs == NULL || reqs == NULL || resps == NULL || rcs == NULL)
+    return WEIR_EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    rcs[i] = prepare(hs[i], &reqs[i], &resps[i]);
+    if (rcs[i] != 0) {
+      hs[i]->resp = NULL;
+      continue;
+    }
+    if (curl_multi_add_handle(mu->m, hs[i]->easy) != CURLM_OK) {
+      rcs[i] = WEIR_EIO;
+      hs[i]->resp = NULL;
+      rc = WEIR_EIO;
+      goto done;
+    }
+    rcs[i] = IN_FLIGHT;
+  }
+  do {
+    CURLMsg *msg;
+    int left;
+    if (curl_multi_perform(mu->m, &running) != CURLM_OK) {
+      rc = WEIR_EIO;
+      goto done;
+    }
+    while ((msg = curl_multi_info_read(mu->m, &left)) != NULL) {
+      if (msg->msg != CURLMSG_DONE)
+        continue;
+      for (size_t i = 0; i < n; i++) {
+        if (rcs[i] == IN_FLIGHT && hs[i]->easy == msg->easy_handle) {
+          rcs[i] = finish(hs[i], msg->data.result, &resps[i]);
+          break;
+        }
+      }
+    }
+    if (running > 0 && curl_multi_poll(mu->m, NULL, 0, 1000, NULL) != CURLM_OK) {
+      rc = WEIR_EIO;
+      goto done;
+    }
+  } while (running > 0);
+
+done:
+  /* Removing a handle that is not in the multi is a no-op for libcurl. */
+  for (size_t i = 0; i < n; i++) {
+    curl_multi_remove_handle(mu->m, hs[i]->easy);
+    if (rcs[i] == IN_FLIGHT) {
+      rcs[i] = WEIR_EIO;
+      hs[i]->resp = NULL;
+    }
+  }
+  return rc;
+}
+
+long weir__http_connects(const struct weir_http *h) {
+  return h->connects;
+}
+
+bool weir__http_transport_retryable(int curl_code) {
+  switch ((CURLcode)curl_code) {
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_CONNECT:
+  case CURLE_OPERATION_TIMEDOUT:
+  case CURLE_SEND_ERROR:
+  case CURLE_RECV_ERROR:
+  case CURLE_GOT_NOTHING:
+  case CURLE_PARTIAL_FILE:
+  case CURLE_HTTP2:
+  case CURLE_HTTP2_STREAM:
+  case CURLE_SSL_CONNECT_ERROR: /* a reset during the handshake; verification has its own codes */
+    return true;
+  default:
+    return false;
+  }
+}
