@@ -14,6 +14,8 @@
 #define WEIR_GEN_VALUE_MAX (64u << 10)
 #define WEIR_GEN_DEFAULT_VALUE_LEN 100
 #define WEIR_GEN_DEFAULT_PER_POLL 256
+/* Splits one subtask may hold: the largest max parallelism (one split per old subtask). */
+#define WEIR_MAX_PARALLELISM_BOUND 32768
 /* Width of the decimal index that starts every default value. */
 #define WEIR_GEN_INDEX_DIGITS 20
 
@@ -22,13 +24,26 @@ struct weir_generator {
   uint64_t start;
 };
 
+/* A split: the indices next, next + stride, next + 2 * stride, ... Parallelism P starts with
+ * one split per subtask (stride P); a restore at another parallelism deals old splits out. */
+struct split {
+  uint64_t stride;
+  uint64_t next;
+};
+
 struct gen_inst {
   const weir_generator *gen;
-  uint64_t next; /* next index this subtask emits */
-  uint64_t step; /* the parallelism */
+  struct split *splits; /* n_splits, at most max_splits */
+  size_t n_splits;
+  size_t max_splits;
+  bool restored; /* a restore replaced the initial split */
   uint8_t value[WEIR_GEN_VALUE_MAX];
   char key[24];
 };
+
+/* Snapshot format: version byte, u32 count, then count x (u64 stride, u64 next), little
+ * endian. */
+#define WEIR_GEN_STATE_VERSION 1
 
 int weir_generator_create(weir_generator **genp, const weir_generator_config *cfg) {
   weir_generator *g;
@@ -68,14 +83,20 @@ static uint64_t first_owned(uint64_t from, uint64_t sub, uint64_t par) {
 
 static int gen_open(weir_ctx *ctx, void *data, void **inst) {
   const weir_generator *g = data;
-  struct gen_inst *gi = malloc(sizeof(*gi));
+  struct gen_inst *gi = calloc(1, sizeof(*gi));
+  uint64_t par = (uint64_t)weir_ctx_parallelism(ctx);
 
   if (gi == NULL)
     return WEIR_ENOMEM;
-  gi->gen = g;
-  gi->step = (uint64_t)weir_ctx_parallelism(ctx);
-  gi->next = first_owned(g->start, (uint64_t)weir_ctx_subtask(ctx), gi->step);
   *inst = gi;
+  gi->gen = g;
+  /* A restore may deal this subtask up to max-parallelism splits. */
+  gi->max_splits = WEIR_MAX_PARALLELISM_BOUND;
+  if ((gi->splits = calloc(1, sizeof(*gi->splits))) == NULL)
+    return WEIR_ENOMEM;
+  gi->splits[0].stride = par;
+  gi->splits[0].next = first_owned(g->start, (uint64_t)weir_ctx_subtask(ctx), par);
+  gi->n_splits = 1;
   return 0;
 }
 
@@ -96,10 +117,17 @@ static int gen_poll(weir_ctx *ctx, void *inst) {
 
   for (k = 0; k < cfg->records_per_poll; k++) {
     weir_record r = weir_record_init();
-    uint64_t i = gi->next;
+    struct split *sp = NULL;
+    uint64_t i;
+    size_t j;
 
-    if (cfg->count != 0 && i >= cfg->count)
+    /* The split with the lowest next index: emission stays in index order. */
+    for (j = 0; j < gi->n_splits; j++)
+      if (sp == NULL || gi->splits[j].next < sp->next)
+        sp = &gi->splits[j];
+    if (sp == NULL || (cfg->count != 0 && sp->next >= cfg->count))
       return WEIR_EOF;
+    i = sp->next;
     if (cfg->fn != NULL) {
       long n = cfg->fn(cfg->fn_data, i, gi->value, sizeof(gi->value));
 
@@ -132,41 +160,99 @@ static int gen_poll(weir_ctx *ctx, void *inst) {
     r.offset = i;
     if ((rc = weir_emit(ctx, &r)) != 0)
       return rc;
-    gi->next += gi->step;
+    sp->next += sp->stride;
   }
   return 0;
+}
+
+static void put_u64(uint8_t *p, uint64_t v) {
+  int i;
+
+  for (i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p) {
+  uint64_t v = 0;
+  int i;
+
+  for (i = 0; i < 8; i++)
+    v |= (uint64_t)p[i] << (8 * i);
+  return v;
 }
 
 static int gen_snapshot(weir_ctx *ctx, void *inst, uint64_t ckpt_id, weir_snapshot *out) {
   const struct gen_inst *gi = inst;
-  uint8_t b[8];
-  int i;
+  uint8_t b[16];
+  size_t j;
+  int rc;
 
   (void)ctx;
   (void)ckpt_id;
-  for (i = 0; i < 8; i++)
-    b[i] = (uint8_t)(gi->next >> (8 * i));
-  return weir_snapshot_write(out, b, sizeof(b));
+  b[0] = WEIR_GEN_STATE_VERSION;
+  b[1] = (uint8_t)gi->n_splits;
+  b[2] = (uint8_t)(gi->n_splits >> 8);
+  b[3] = (uint8_t)(gi->n_splits >> 16);
+  b[4] = (uint8_t)(gi->n_splits >> 24);
+  if ((rc = weir_snapshot_write(out, b, 5)) != 0)
+    return rc;
+  for (j = 0; j < gi->n_splits; j++) {
+    put_u64(b, gi->splits[j].stride);
+    put_u64(b + 8, gi->splits[j].next);
+    if ((rc = weir_snapshot_write(out, b, 16)) != 0)
+      return rc;
+  }
+  return 0;
 }
 
+/* Called once per part this subtask takes (see weir_operator.redistribute_state). */
 static int gen_restore(weir_ctx *ctx, void *inst, weir_buf state) {
   struct gen_inst *gi = inst;
-  uint64_t next = 0;
-  int i;
+  struct split *grown;
+  uint32_t n;
+  size_t j;
 
-  if (state.len != 8) {
-    weir_ctx_set_error(ctx, "generator snapshot is %zu bytes, expected 8", state.len);
+  if (!gi->restored) {
+    gi->restored = true;
+    gi->n_splits = 0;
+  }
+  if (state.len == 0)
+    return 0; /* no part for this subtask: it emits nothing */
+  if (state.len < 5 || state.ptr[0] != WEIR_GEN_STATE_VERSION) {
+    weir_ctx_set_error(ctx, "generator snapshot: unknown format (%zu bytes, version %u)", state.len,
+                       state.len ? state.ptr[0] : 0);
     return WEIR_EPARSE;
   }
-  for (i = 0; i < 8; i++)
-    next |= (uint64_t)state.ptr[i] << (8 * i);
-  gi->next = first_owned(next, (uint64_t)weir_ctx_subtask(ctx), gi->step);
+  n = (uint32_t)state.ptr[1] | (uint32_t)state.ptr[2] << 8 | (uint32_t)state.ptr[3] << 16 |
+      (uint32_t)state.ptr[4] << 24;
+  if (state.len != 5 + (size_t)n * 16 || gi->n_splits + n > gi->max_splits) {
+    weir_ctx_set_error(ctx, "generator snapshot: %u splits in %zu bytes (truncated or corrupt)", n,
+                       state.len);
+    return WEIR_EPARSE;
+  }
+  if ((grown = realloc(gi->splits, (gi->n_splits + n + 1) * sizeof(*grown))) == NULL)
+    return WEIR_ENOMEM;
+  gi->splits = grown;
+  for (j = 0; j < n; j++) {
+    struct split *sp = &gi->splits[gi->n_splits++];
+
+    sp->stride = get_u64(state.ptr + 5 + 16 * j);
+    sp->next = get_u64(state.ptr + 5 + 16 * j + 8);
+    if (sp->stride == 0) {
+      weir_ctx_set_error(ctx, "generator snapshot: split with stride 0");
+      return WEIR_EPARSE;
+    }
+  }
   return 0;
 }
 
 static void gen_close(weir_ctx *ctx, void *inst) {
+  struct gen_inst *gi = inst;
+
   (void)ctx;
-  free(inst);
+  if (gi != NULL)
+    free(gi->splits);
+  free(gi);
 }
 
 int weir_job_add_generator(weir_job *job, const char *name, weir_generator *gen, int *id) {
@@ -179,5 +265,6 @@ int weir_job_add_generator(weir_job *job, const char *name, weir_generator *gen,
   op.snapshot = gen_snapshot;
   op.restore = gen_restore;
   op.close = gen_close;
+  op.redistribute_state = true;
   return weir_job_add_source(job, name, &op, gen, id);
 }

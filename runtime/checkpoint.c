@@ -125,7 +125,8 @@ static int check_restore(weir_job *job, struct weir__coord *c, uint64_t id) {
       rc = WEIR_EINVAL;
       goto out;
     }
-    if (node_has_operator_state(n) && (int)oi->parallelism != n->parallelism) {
+    if (node_has_operator_state(n) && (int)oi->parallelism != n->parallelism &&
+        !n->op.redistribute_state) {
       weir__job_set_error(job,
                           "restore: operator '%s' keeps operator state with parallelism %u "
                           "in checkpoint %" PRIu64 "; it cannot be restored at parallelism %d",
@@ -804,24 +805,28 @@ void weir__ckpt_notify(struct task *t) {
 }
 
 /* Restores one operator from every old subtask whose key groups overlap this subtask's. */
+/* Restores one operator: keyed state from every old subtask whose key groups overlap this
+ * subtask's; operator state from the same subtask, or, at another parallelism, from each old
+ * subtask j with j mod parallelism == this subtask (redistribute_state). */
 static int restore_op(struct task *t, struct weir_ctx *x, int old_par) {
   struct weir__coord *c = t->job->coord;
   const char *uid = weir__node_uid(x->node);
+  int par = x->node->parallelism;
   uint32_t first, last, of, ol;
+  bool parts = false;
   int j, rc = 0;
 
-  weir__key_group_range(t->subtask, x->node->parallelism, t->job->max_parallelism, &first, &last);
+  weir__key_group_range(t->subtask, par, t->job->max_parallelism, &first, &last);
   if ((rc = ensure_backend(x)) != 0)
     return rc;
   for (j = 0; j < old_par && rc == 0; j++) {
+    bool own = old_par == par ? j == t->subtask : j % par == t->subtask;
     uint8_t *blob = NULL, *opstate = NULL;
     size_t len = 0, oplen = 0;
     char origin[320];
 
     weir__key_group_range(j, old_par, t->job->max_parallelism, &of, &ol);
-    /* Operator state belongs to the same subtask (parallelism is unchanged then); keyed state
-     * to whichever old subtask held our key groups. */
-    if (j != t->subtask && (of > last || ol < first))
+    if (!own && (of > last || ol < first))
       continue;
     snprintf(origin, sizeof(origin), "checkpoint %" PRIu64 " uid '%s' subtask %d", c->restored_id,
              uid, j);
@@ -831,13 +836,18 @@ static int restore_op(struct task *t, struct weir_ctx *x, int old_par) {
     }
     rc = weir__keyed_backend_restore(x->keyed, (weir_buf){blob, len}, origin, &opstate, &oplen,
                                      NULL);
-    if (rc != 0)
+    if (rc != 0) {
       weir_ctx_set_error(x, "restore: %s", weir__state_last_error());
-    else if (j == t->subtask && x->node->op.restore != NULL)
+    } else if (own && x->node->op.restore != NULL) {
+      parts = true;
       rc = x->node->op.restore(x, x->inst, (weir_buf){opstate, oplen});
+    }
     free(opstate);
     free(blob);
   }
+  /* A new subtask beyond the old parallelism still learns that the job was restored. */
+  if (rc == 0 && !parts && old_par != par && x->node->op.restore != NULL)
+    rc = x->node->op.restore(x, x->inst, (weir_buf){NULL, 0});
   return rc;
 }
 

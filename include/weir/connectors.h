@@ -40,8 +40,10 @@ typedef struct weir_generator weir_generator;
 /*
  * A deterministic, resumable source. Record i has offset i, key "k<i mod key_count>", event
  * time ts_start + i * ts_step, and its value from `fn`. With parallelism P, subtask s emits the
- * indices i with i mod P == s in increasing order. Its snapshot is its next index, so a
- * restored job replays exactly what followed the snapshot.
+ * indices i with i mod P == s in increasing order: one "split" (stride P, next index). Its
+ * snapshot lists its splits, so a restored job replays exactly what followed the snapshot; a
+ * restore at another parallelism deals the old splits out (old subtask j to new subtask
+ * j mod P; a subtask with several emits them merged in index order, one with none ends).
  */
 WEIR_API int weir_generator_create(weir_generator **gen, const weir_generator_config *cfg);
 WEIR_API void weir_generator_destroy(weir_generator *gen);

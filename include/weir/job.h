@@ -96,6 +96,14 @@ typedef struct weir_operator {
 
   /* Called once per subtask, last, on its thread; releases what open made. */
   void (*close)(weir_ctx *ctx, void *inst);
+
+  /*
+   * Operator state is a list of independent parts (like Flink's list state): a restore at a
+   * different parallelism hands old subtask j's state to new subtask j mod parallelism, one
+   * restore call per part, and a subtask that takes no part gets one call with empty state.
+   * When false (the default), such a restore is refused: the state cannot be split.
+   */
+  bool redistribute_state;
 } weir_operator;
 
 /*
