@@ -57,8 +57,13 @@ fail_nomem:
   return WEIR_ENOMEM;
 }
 
-static int sink_flush(weir_ctx *ctx, const weir_file_sink *s) {
-  if (fflush(s->f) != 0) {
+static int sink_flush(weir_ctx *ctx, weir_file_sink *s) {
+  int r;
+
+  WEIR_ASSERT(pthread_mutex_lock(&s->mu) == 0);
+  r = fflush(s->f);
+  WEIR_ASSERT(pthread_mutex_unlock(&s->mu) == 0);
+  if (r != 0) {
     if (ctx != NULL)
       weir_ctx_set_error(ctx, "write %s: %s", s->path ? s->path : "<stdout>", strerror(errno));
     return WEIR_EIO;

@@ -3,11 +3,14 @@
  * task-side snapshot / restore / notify steps (see checkpoint_int.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "checkpoint_int.h"
 #include "ckpt_store_int.h"
@@ -32,6 +35,7 @@ struct weir__coord {
   struct weir__ckpt_store *store;
   pthread_t thread;
   bool thread_started;
+  int lock_fd; /* holds the directory lock (lock_dir) */
 
   /* Restore: the checkpoint restored from, and its parallelism per node (0 = no state). */
   uint64_t restored_id;
@@ -53,6 +57,7 @@ struct weir__coord {
   int64_t last_end; /* monotonic ms of the last completion or abort */
   int consecutive_failures;
   char fail_msg[512]; /* set: fail the job (outside mu: lock order is job->mu, coord->mu) */
+  int fail_rc;
   bool failed_job;
   struct node_acc *acc; /* per node */
   weir_checkpoint_stats stats;
@@ -157,6 +162,29 @@ out:
   return rc;
 }
 
+/* One job per checkpoint directory, across processes too: an exclusive lock on a file there,
+ * held while the job runs (LMDB itself lets several writers share an environment). */
+static int lock_dir(weir_job *job, struct weir__coord *c) {
+  char path[4096];
+
+  if ((size_t)snprintf(path, sizeof(path), "%s/weir.lock", job->ckpt.dir) >= sizeof(path))
+    return WEIR_ETOOBIG;
+  c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (c->lock_fd < 0) {
+    weir__job_set_error(job, "checkpoint dir %s: cannot open its lock file: %s", job->ckpt.dir,
+                        strerror(errno));
+    return WEIR_ESYS;
+  }
+  if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    weir__job_set_error(job,
+                        "checkpoint dir %s is in use by another running job; give each "
+                        "job its own directory",
+                        job->ckpt.dir);
+    return WEIR_EEXIST;
+  }
+  return 0;
+}
+
 static void coord_free(struct weir__coord *c) {
   size_t i, s;
 
@@ -172,6 +200,8 @@ static void coord_free(struct weir__coord *c) {
   free(c->acc);
   free(c->restored_par);
   weir__ckpt_store_close(c->store);
+  if (c->lock_fd >= 0)
+    close(c->lock_fd); /* releases the directory lock */
   WEIR_ASSERT(pthread_cond_destroy(&c->cond) == 0);
   WEIR_ASSERT(pthread_mutex_destroy(&c->mu) == 0);
   free(c);
@@ -187,8 +217,18 @@ int weir__coord_open(weir_job *job) {
 
   if (job->ckpt.dir == NULL)
     return 0;
+  for (i = 0; i < job->n_nodes; i++) {
+    if (strlen(weir__node_uid(&job->nodes[i])) > WEIR__CKPT_UID_MAX) {
+      weir__job_set_error(job,
+                          "graph: the uid of '%s' is longer than %d bytes; set a shorter one "
+                          "with weir_job_set_uid",
+                          job->nodes[i].name, WEIR__CKPT_UID_MAX);
+      return WEIR_EGRAPH;
+    }
+  }
   if ((c = calloc(1, sizeof(*c))) == NULL)
     return WEIR_ENOMEM;
+  c->lock_fd = -1;
   c->job = job;
   WEIR_ASSERT(pthread_mutex_init(&c->mu, NULL) == 0);
   WEIR_ASSERT(pthread_cond_init(&c->cond, NULL) == 0);
@@ -219,6 +259,13 @@ int weir__coord_open(weir_job *job) {
                         weir__ckpt_store_last_error());
     goto fail;
   }
+  if ((rc = lock_dir(job, c)) != 0)
+    goto fail;
+  if (0) {
+    weir__job_set_error(job, "checkpoint store %s: %s", job->ckpt.dir,
+                        weir__ckpt_store_last_error());
+    goto fail;
+  }
   /* New ids must exceed every id in the store, complete or pending. */
   if ((rc = weir__ckpt_store_list(c->store, &infos, &n)) != 0) {
     weir__job_set_error(job, "checkpoint store %s: %s", job->ckpt.dir,
@@ -238,6 +285,7 @@ int weir__coord_open(weir_job *job) {
   if (id != 0 && (rc = check_restore(job, c, id)) != 0)
     goto fail;
   c->last_end = weir__now_ms();
+  c->pending_start = c->last_end; /* the first periodic checkpoint comes one interval in */
   job->coord = c;
   atomic_store(&job->ckpt_completed, c->restored_id);
   return 0;
@@ -305,6 +353,21 @@ static int put_blobs(struct weir__coord *c, uint64_t id, const struct task *t,
   return 0;
 }
 
+/* Counts a failed checkpoint against the tolerated consecutive failures; past them the job
+ * fails with `rc` (after the coordinator drops its mutex: see fail_msg). */
+static void count_failure(struct weir__coord *c, uint64_t id, int rc, const char *why) {
+  c->stats.failed++;
+  c->last_end = weir__now_ms();
+  c->consecutive_failures++;
+  if (c->consecutive_failures > c->job->ckpt.tolerable_failures && c->fail_msg[0] == '\0') {
+    c->fail_rc = rc;
+    snprintf(c->fail_msg, sizeof(c->fail_msg),
+             "checkpoint %" PRIu64 " failed (%s) and %d consecutive failures are tolerated; "
+             "raise the checkpoint timeout or the tolerable failures",
+             id, why, c->job->ckpt.tolerable_failures);
+  }
+}
+
 static void trigger(struct weir__coord *c) {
   weir_job *job = c->job;
   uint64_t id = c->last_id + 1;
@@ -314,9 +377,8 @@ static void trigger(struct weir__coord *c) {
   if ((rc = weir__ckpt_store_begin(c->store, id)) != 0) {
     WEIR_LOG_ERR("[ckpt %" PRIu64 "] begin: %s", id, weir__ckpt_store_last_error());
     c->last_id = id;
-    c->consecutive_failures++;
-    c->stats.failed++;
-    c->last_end = weir__now_ms();
+    c->pending_start = weir__now_ms(); /* the interval counts from this attempt */
+    count_failure(c, id, rc, "the store could not record it");
     return;
   }
   c->last_id = id;
@@ -343,23 +405,17 @@ static void trigger(struct weir__coord *c) {
     atomic_store(&job->savepoint_id, id);
   }
   atomic_store(&job->ckpt_trigger, id);
-  WEIR_LOG_DEBUG("[ckpt %" PRIu64 "] triggered%s", id, c->savepoint ? " (savepoint)" : "");
+  WEIR_LOG_DEBUG("[ckpt %" PRIu64 "] triggered%s", id,
+                 c->savepoint_ckpt == id ? " (savepoint)" : "");
 }
 
-static void fail_pending(struct weir__coord *c, const char *why) {
+static void fail_pending(struct weir__coord *c, int rc, const char *why) {
   uint64_t id = c->pending;
 
   WEIR_LOG_WARN("[ckpt %" PRIu64 "] aborted: %s", id, why);
   weir__ckpt_store_abort(c->store, id);
   c->pending = 0;
-  c->stats.failed++;
-  c->last_end = weir__now_ms();
-  c->consecutive_failures++;
-  if (c->consecutive_failures > c->job->ckpt.tolerable_failures && c->fail_msg[0] == '\0')
-    snprintf(c->fail_msg, sizeof(c->fail_msg),
-             "checkpoint %" PRIu64 " failed (%s) and %d consecutive failures are tolerated; "
-             "raise the checkpoint timeout or the tolerable failures",
-             id, why, c->job->ckpt.tolerable_failures);
+  count_failure(c, id, rc, why);
 }
 
 static int complete(struct weir__coord *c) {
@@ -452,7 +508,7 @@ static void *coord_main(void *arg) {
       c->failed_job = true;
       memcpy(msg, c->fail_msg, sizeof(msg));
       WEIR_ASSERT(pthread_mutex_unlock(&c->mu) == 0);
-      weir__job_fail(job, WEIR_ETIMEDOUT, "%s", msg);
+      weir__job_fail(job, c->fail_rc, "%s", msg);
       WEIR_ASSERT(pthread_mutex_lock(&c->mu) == 0);
       continue;
     }
@@ -462,9 +518,9 @@ static void *coord_main(void *arg) {
 
       if (c->acks == job->n_tasks) {
         if (c->pending_failed || complete(c) != 0)
-          fail_pending(c, "a snapshot could not be stored");
+          fail_pending(c, WEIR_EIO, "a snapshot or the commit could not be stored");
       } else if (now >= c->pending_start + job->ckpt.timeout_ms) {
-        fail_pending(c, "timed out");
+        fail_pending(c, WEIR_ETIMEDOUT, "timed out");
       } else {
         deadline = c->pending_start + job->ckpt.timeout_ms;
         goto wait;
@@ -562,7 +618,7 @@ static int poke(weir_job *job, bool savepoint) {
   } else {
     WEIR_ASSERT(pthread_mutex_lock(&c->mu) == 0);
     if (savepoint)
-      c->savepoint = true;
+      c->savepoint = c->savepoint || c->savepoint_ckpt == 0; /* one savepoint per job */
     else
       c->trigger_now = true;
     WEIR_ASSERT(pthread_cond_signal(&c->cond) == 0);

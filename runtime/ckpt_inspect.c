@@ -81,7 +81,7 @@ out:
   return rc;
 }
 
-/* A bounded text buffer: appends past the bound are dropped and reported at the end. */
+/* A bounded text buffer: appends past the bound are cut off (the text stays terminated). */
 struct text {
   char *p;
   size_t len;

@@ -54,7 +54,10 @@ WEIR_API int weir_job_set_allow_non_restored_state(weir_job *job, bool allow);
  * operators' finish callbacks (the input did not end: a job restored from the savepoint goes
  * on where this one stopped, as Flink's stop without --drain). weir_job_wait returns 0 once done;
  * weir_job_last_checkpoint gives the savepoint's id. If the savepoint fails, the job still
- * stops and the previous checkpoint remains the latest. Any thread, after start; idempotent.
+ * stops and the previous checkpoint remains the latest; the failure counts against the
+ * tolerable checkpoint failures (past them weir_job_wait returns its code). Operators get no
+ * notify_checkpoint_complete for the savepoint: their tasks have ended. Any thread, after
+ * start; a second call while one is in flight does nothing.
  * Returns 0, WEIR_ESTATE (not running) or WEIR_EINVAL (no checkpoint directory).
  */
 WEIR_API int weir_job_stop_with_savepoint(weir_job *job);

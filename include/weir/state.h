@@ -45,9 +45,10 @@ typedef struct weir_list_state weir_list_state;
 /*
  * Registers (or finds) the named state of this operator subtask and stores its handle in *st.
  * Call from `open`. Registering the same name and kind again returns the same handle; the
- * name is copied. Restored state is visible as soon as open returns.
- * Returns 0, WEIR_EINVAL (empty or too long name, name registered with another kind, the
- * operator is not keyed), WEIR_ESTATE (called outside open) or WEIR_ENOMEM.
+ * name is copied. Restored state is visible from the first process/poll call (a restore runs
+ * after every operator of the chain has opened). Register the same states on every subtask.
+ * Returns 0, WEIR_EINVAL (empty or too long name, or a name registered with another kind),
+ * WEIR_ETOOBIG (more than 64 states) or WEIR_ENOMEM.
  */
 WEIR_API int weir_ctx_value_state(weir_ctx *ctx, const char *name, weir_value_state **st);
 WEIR_API int weir_ctx_map_state(weir_ctx *ctx, const char *name, weir_map_state **st);

@@ -298,3 +298,37 @@ Test(checkpoint, restore_refuses_a_missing_checkpoint_id) {
   destroy(&b);
   free(dir);
 }
+
+/* A checkpoint directory serves one running job, across processes too. */
+Test(checkpoint, a_directory_in_use_by_another_process_is_refused, .timeout = 60) {
+  char *dir = temp_dir(), out[512];
+  struct job_opts o = {NULL, NULL, 1000, 1, 0, NULL, drop_cb, NULL};
+  struct built b;
+  int status, rc = 0, tries;
+  pid_t pid;
+
+  snprintf(out, sizeof(out), "%s/out.txt", dir);
+  pid = spawn_child(dir, out, 100000000); /* runs for minutes unless killed */
+  cr_assert_neq(pid, -1);
+  quiet();
+  o.dir = dir;
+  /* The child holds the lock once its first checkpoint flushed output into `out`. */
+  for (tries = 0; tries < 1000; tries++) {
+    struct stat st;
+
+    if (stat(out, &st) == 0 && st.st_size > 0)
+      break;
+    sleep_ms(10);
+  }
+  cr_assert_lt(tries, 1000, "the child job never produced output");
+  cr_assert_eq(build(&o, &b), 0);
+  rc = weir_job_start(b.job);
+  if (rc == WEIR_EEXIST)
+    cr_assert(strstr(weir_job_error(b.job), "in use by another running job") != NULL, "%s",
+              weir_job_error(b.job));
+  destroy(&b);
+  kill(pid, SIGKILL);
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert_eq(rc, WEIR_EEXIST, "a second job started on a directory in use");
+  free(dir);
+}
