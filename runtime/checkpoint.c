@@ -50,6 +50,12 @@ struct weir__coord {
   uint64_t last_id;        /* newest id begun in the store */
   uint64_t pending;        /* id in flight, 0 = none */
   bool pending_failed;
+  bool begun; /* the pending id was recorded in the store (a large blob went there early) */
+  /* Small blobs of the pending checkpoint, written by its one synced commit. */
+  struct weir__ckpt_put *held;
+  size_t n_held;
+  size_t cap_held;
+  size_t held_bytes;
   int64_t pending_start; /* monotonic ms */
   int64_t pending_wall;  /* wall clock ms */
   int64_t pending_start_us;
@@ -185,6 +191,15 @@ static int lock_dir(weir_job *job, struct weir__coord *c) {
   return 0;
 }
 
+static void free_held(struct weir__coord *c) {
+  size_t i;
+
+  for (i = 0; i < c->n_held; i++)
+    free((void *)c->held[i].blob.ptr);
+  c->n_held = 0;
+  c->held_bytes = 0;
+}
+
 static void coord_free(struct weir__coord *c) {
   size_t i, s;
 
@@ -198,6 +213,8 @@ static void coord_free(struct weir__coord *c) {
     free(c->acc[i].sub_bytes);
   }
   free(c->acc);
+  free_held(c);
+  free(c->held);
   free(c->restored_par);
   weir__ckpt_store_close(c->store);
   if (c->lock_fd >= 0)
@@ -335,6 +352,35 @@ static void account(struct weir__coord *c, struct task *t, const struct ckpt_blo
   WEIR_ASSERT(pthread_cond_signal(&c->cond) == 0);
 }
 
+/* Blobs up to this size are held in memory and written by the checkpoint's one synced commit,
+ * up to WEIR_CKPT_HOLD_MAX bytes per checkpoint; larger ones go to the store at once. */
+#define WEIR_CKPT_HOLD_BLOB_MAX (256u << 10)
+#define WEIR_CKPT_HOLD_MAX (16u << 20)
+
+/* Keeps a copy of a small blob for the commit. 0, or WEIR_EAGAIN when it must be put now. */
+static int hold_blob(struct weir__coord *c, const char *uid, int subtask, weir_buf b) {
+  uint8_t *copy;
+
+  if (b.len > WEIR_CKPT_HOLD_BLOB_MAX || c->held_bytes + b.len > WEIR_CKPT_HOLD_MAX)
+    return WEIR_EAGAIN;
+  if (c->n_held == c->cap_held) {
+    size_t cap = c->cap_held ? c->cap_held * 2 : 16;
+    struct weir__ckpt_put *h = realloc(c->held, cap * sizeof(*h));
+
+    if (h == NULL)
+      return WEIR_EAGAIN;
+    c->held = h;
+    c->cap_held = cap;
+  }
+  if ((copy = malloc(b.len ? b.len : 1)) == NULL)
+    return WEIR_EAGAIN;
+  memcpy(copy, b.ptr, b.len);
+  c->held[c->n_held++] = (struct weir__ckpt_put){uid, subtask, {copy, b.len}};
+  c->held_bytes += b.len;
+  return 0;
+}
+
+/* Stores a task's blobs for checkpoint `id`; coord->mu held. */
 static int put_blobs(struct weir__coord *c, uint64_t id, const struct task *t,
                      const struct ckpt_blob *blobs, size_t n) {
   size_t i;
@@ -344,6 +390,13 @@ static int put_blobs(struct weir__coord *c, uint64_t id, const struct task *t,
     weir_buf b = {blobs[i].ptr, blobs[i].len};
     const char *uid = weir__node_uid(&c->job->nodes[blobs[i].node]);
 
+    if (hold_blob(c, uid, t->subtask, b) == 0)
+      continue;
+    if (!c->begun && (rc = weir__ckpt_store_begin(c->store, id)) != 0) {
+      WEIR_LOG_ERR("[ckpt %" PRIu64 "] begin: %s", id, weir__ckpt_store_last_error());
+      return rc;
+    }
+    c->begun = true;
     if ((rc = weir__ckpt_store_put(c->store, id, uid, t->subtask, b)) != 0) {
       WEIR_LOG_ERR("[ckpt %" PRIu64 "] storing '%s' subtask %d: %s", id, uid, t->subtask,
                    weir__ckpt_store_last_error());
@@ -372,16 +425,10 @@ static void trigger(struct weir__coord *c) {
   weir_job *job = c->job;
   uint64_t id = c->last_id + 1;
   size_t i;
-  int rc;
 
-  if ((rc = weir__ckpt_store_begin(c->store, id)) != 0) {
-    WEIR_LOG_ERR("[ckpt %" PRIu64 "] begin: %s", id, weir__ckpt_store_last_error());
-    c->last_id = id;
-    c->pending_start = weir__now_ms(); /* the interval counts from this attempt */
-    count_failure(c, id, rc, "the store could not record it");
-    return;
-  }
   c->last_id = id;
+  c->begun = false;
+  free_held(c);
   c->pending = id;
   c->pending_failed = false;
   c->pending_start = weir__now_ms();
@@ -413,7 +460,10 @@ static void fail_pending(struct weir__coord *c, int rc, const char *why) {
   uint64_t id = c->pending;
 
   WEIR_LOG_WARN("[ckpt %" PRIu64 "] aborted: %s", id, why);
-  weir__ckpt_store_abort(c->store, id);
+  if (c->begun)
+    weir__ckpt_store_abort(c->store, id);
+  c->begun = false;
+  free_held(c);
   c->pending = 0;
   count_failure(c, id, rc, why);
 }
@@ -469,7 +519,10 @@ static int complete(struct weir__coord *c) {
   meta.operators = opp;
   meta.n_sources = k;
   meta.sources = srcp;
-  if ((rc = weir__ckpt_store_commit(c->store, id, &meta)) != 0) {
+  rc = weir__ckpt_store_commit_with(c->store, id, c->held, c->n_held, &meta);
+  free_held(c);
+  c->begun = false;
+  if (rc != 0) {
     WEIR_LOG_ERR("[ckpt %" PRIu64 "] commit: %s", id, weir__ckpt_store_last_error());
     goto out;
   }
@@ -592,7 +645,7 @@ void weir__coord_close(weir_job *job) {
   /* Every task ended while a checkpoint was in flight: their final states complete it. */
   if (c->pending != 0 && c->acks == job->n_tasks && !c->pending_failed)
     complete(c);
-  if (c->pending != 0)
+  if (c->pending != 0 && c->begun) /* cut short by the end of the job: not a failure */
     weir__ckpt_store_abort(c->store, c->pending);
   weir_job_checkpoint_stats(job, &job->ckpt_stats);
   WEIR_ASSERT(pthread_mutex_lock(&job->mu) == 0);

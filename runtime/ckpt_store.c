@@ -600,15 +600,31 @@ out:
   return rc;
 }
 
-int weir__ckpt_store_put(struct weir__ckpt_store *s, uint64_t id, const char *uid, int subtask,
-                         weir_buf blob) {
+/* Writes one framed snapshot blob inside `txn`. */
+static int write_blob(struct weir__ckpt_store *s, MDB_txn *txn, uint64_t id, const char *uid,
+                      int subtask, weir_buf blob) {
   uint8_t kb[BLOB_KEY_MAX];
   MDB_val k, v;
-  MDB_txn *txn = NULL;
-  weir_buf payload;
-  int type, mrc, rc;
+  int mrc;
 
-  last_err[0] = '\0';
+  k.mv_size = blob_key(kb, id, uid, subtask);
+  k.mv_data = kb;
+  v.mv_size = WEIR__CKPT_FRAME_HEADER + blob.len;
+  v.mv_data = NULL;
+  if ((mrc = mdb_put(txn, s->blobs, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE)) != 0) {
+    if (mrc == MDB_KEYEXIST)
+      return fail(WEIR_EEXIST, "[ckpt %" PRIu64 "] snapshot of uid '%s' subtask %d already stored",
+                  id, uid, subtask);
+    return lmdb_fail(s, id, "write snapshot blob", mrc);
+  }
+  frame_write(v.mv_data, FRAME_SNAPSHOT, blob.ptr, blob.len);
+  return 0;
+}
+
+/* Checks put arguments. */
+static int check_put(uint64_t id, const char *uid, int subtask, weir_buf blob) {
+  int rc;
+
   if ((rc = check_uid(id, uid)) != 0)
     return rc;
   if (subtask < 0 || (blob.ptr == NULL && blob.len > 0))
@@ -619,6 +635,18 @@ int weir__ckpt_store_put(struct weir__ckpt_store *s, uint64_t id, const char *ui
                 "[ckpt %" PRIu64 "] snapshot of uid '%s' subtask %d is %zu bytes, over the "
                 "%zu-byte bound",
                 id, uid, subtask, blob.len, (size_t)WEIR__CKPT_BLOB_MAX);
+  return 0;
+}
+
+int weir__ckpt_store_put(struct weir__ckpt_store *s, uint64_t id, const char *uid, int subtask,
+                         weir_buf blob) {
+  MDB_txn *txn = NULL;
+  weir_buf payload;
+  int type, rc;
+
+  last_err[0] = '\0';
+  if ((rc = check_put(id, uid, subtask, blob)) != 0)
+    return rc;
   if ((rc = lock(s)) != 0)
     return rc;
   if ((rc = wtxn(s, SYNC_BLOB, id, &txn)) != 0)
@@ -635,19 +663,8 @@ int weir__ckpt_store_put(struct weir__ckpt_store *s, uint64_t id, const char *ui
               subtask);
     goto fail;
   }
-  k.mv_size = blob_key(kb, id, uid, subtask);
-  k.mv_data = kb;
-  v.mv_size = WEIR__CKPT_FRAME_HEADER + blob.len;
-  v.mv_data = NULL;
-  if ((mrc = mdb_put(txn, s->blobs, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE)) != 0) {
-    if (mrc == MDB_KEYEXIST)
-      rc = fail(WEIR_EEXIST, "[ckpt %" PRIu64 "] snapshot of uid '%s' subtask %d already stored",
-                id, uid, subtask);
-    else
-      rc = lmdb_fail(s, id, "write snapshot blob", mrc);
+  if ((rc = write_blob(s, txn, id, uid, subtask, blob)) != 0)
     goto fail;
-  }
-  frame_write(v.mv_data, FRAME_SNAPSHOT, blob.ptr, blob.len);
   rc = commit(s, id, txn);
   goto out;
 
@@ -716,8 +733,40 @@ out:
   return rc;
 }
 
+/* Newest checkpoint id the store holds (complete or pending), 0 if none. */
+static int get_newest(struct weir__ckpt_store *s, MDB_txn *txn, uint64_t id, uint64_t *newest) {
+  MDB_cursor *c = NULL;
+  MDB_val k, v;
+  int mrc;
+
+  *newest = 0;
+  if ((mrc = mdb_cursor_open(txn, s->ckpts, &c)) != 0)
+    return lmdb_fail(s, id, "cursor", mrc);
+  mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+  mdb_cursor_close(c);
+  if (mrc == 0 && k.mv_size == 8)
+    *newest = get_be64(k.mv_data);
+  else if (mrc != 0 && mrc != MDB_NOTFOUND)
+    return lmdb_fail(s, id, "find newest checkpoint", mrc);
+  return 0;
+}
+
+static int commit_blobs(struct weir__ckpt_store *s, uint64_t id, const struct weir__ckpt_put *puts,
+                        size_t n, bool implicit_begin, const Weir__Ckpt__CheckpointMetadata *meta);
+
 int weir__ckpt_store_commit(struct weir__ckpt_store *s, uint64_t id,
                             const Weir__Ckpt__CheckpointMetadata *meta) {
+  return commit_blobs(s, id, NULL, 0, false, meta);
+}
+
+int weir__ckpt_store_commit_with(struct weir__ckpt_store *s, uint64_t id,
+                                 const struct weir__ckpt_put *puts, size_t n,
+                                 const Weir__Ckpt__CheckpointMetadata *meta) {
+  return commit_blobs(s, id, puts, n, true, meta);
+}
+
+static int commit_blobs(struct weir__ckpt_store *s, uint64_t id, const struct weir__ckpt_put *puts,
+                        size_t n, bool implicit_begin, const Weir__Ckpt__CheckpointMetadata *meta) {
   Weir__Ckpt__CheckpointMetadata m;
   uint8_t kb[8], *packed = NULL;
   MDB_val k = {sizeof(KEY_LATEST) - 1, (void *)(uintptr_t)KEY_LATEST}, v = {8, kb};
@@ -728,8 +777,11 @@ int weir__ckpt_store_commit(struct weir__ckpt_store *s, uint64_t id,
   int type, mrc, rc;
 
   last_err[0] = '\0';
-  if (meta == NULL || id == 0)
+  if (meta == NULL || id == 0 || (puts == NULL && n > 0))
     return fail(WEIR_EINVAL, "[ckpt %" PRIu64 "] commit: bad arguments", id);
+  for (size_t i = 0; i < n; i++)
+    if ((rc = check_put(id, puts[i].uid, puts[i].subtask, puts[i].blob)) != 0)
+      return rc;
   m = *meta;
   m.format_version = WEIR__CKPT_META_FORMAT_VERSION;
   m.checkpoint_id = id;
@@ -741,7 +793,21 @@ int weir__ckpt_store_commit(struct weir__ckpt_store *s, uint64_t id,
     goto out_free;
   if ((rc = wtxn(s, SYNC_FULL, id, &txn)) != 0)
     goto out;
-  if ((rc = get_record(s, txn, id, &type, &payload)) != 0) {
+  rc = get_record(s, txn, id, &type, &payload);
+  if (rc == WEIR_ENOTFOUND && implicit_begin) {
+    /* Never begun: everything goes in this one transaction; the id must still be new. */
+    uint64_t newest;
+
+    if ((rc = get_newest(s, txn, id, &newest)) != 0)
+      goto fail;
+    if (id <= newest) {
+      rc = fail(WEIR_EINVAL,
+                "[ckpt %" PRIu64 "] commit: ids must increase, the store holds %" PRIu64, id,
+                newest);
+      goto fail;
+    }
+    type = FRAME_PENDING;
+  } else if (rc != 0) {
     if (rc == WEIR_ENOTFOUND)
       rc = fail(rc, "[ckpt %" PRIu64 "] commit: checkpoint not begun (or aborted)", id);
     goto fail;
@@ -752,6 +818,9 @@ int weir__ckpt_store_commit(struct weir__ckpt_store *s, uint64_t id,
   }
   if ((rc = get_latest(s, txn, &latest)) != 0)
     goto fail;
+  for (size_t i = 0; i < n; i++)
+    if ((rc = write_blob(s, txn, id, puts[i].uid, puts[i].subtask, puts[i].blob)) != 0)
+      goto fail;
   if (id <= latest) {
     rc = fail(WEIR_EINVAL,
               "[ckpt %" PRIu64 "] commit: ids must increase, latest complete is %" PRIu64, id,

@@ -123,6 +123,23 @@ int weir__ckpt_store_put(struct weir__ckpt_store *s, uint64_t id, const char *ui
 int weir__ckpt_store_commit(struct weir__ckpt_store *s, uint64_t id,
                             const Weir__Ckpt__CheckpointMetadata *meta);
 
+/* A snapshot blob for weir__ckpt_store_commit_with (all borrowed for the call). */
+struct weir__ckpt_put {
+  const char *uid;
+  int subtask;
+  weir_buf blob;
+};
+
+/*
+ * Like weir__ckpt_store_commit, and also writes `n` blobs in the same synced transaction, so a
+ * checkpoint whose blobs are all small costs one transaction. `id` need not have been begun
+ * (then it must exceed every id the store holds); if it was, blobs already put stay. Same
+ * returns as commit, plus the put errors (WEIR_EEXIST, WEIR_ETOOBIG).
+ */
+int weir__ckpt_store_commit_with(struct weir__ckpt_store *s, uint64_t id,
+                                 const struct weir__ckpt_put *puts, size_t n,
+                                 const Weir__Ckpt__CheckpointMetadata *meta);
+
 /* Deletes pending checkpoint `id` and its blobs. 0, WEIR_ENOTFOUND, WEIR_ESTATE (complete). */
 int weir__ckpt_store_abort(struct weir__ckpt_store *s, uint64_t id);
 

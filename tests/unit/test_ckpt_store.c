@@ -625,3 +625,49 @@ Test(ckpt_store, bad_arguments) {
   weir__ckpt_store_close(s);
   cr_assert_eq(weir__ckpt_store_open("", NULL, &s), WEIR_EINVAL);
 }
+
+/* commit_with: blobs written by the commit itself, with or without an earlier begin. */
+Test(ckpt_store, commit_with_writes_held_blobs_in_one_transaction) {
+  struct weir__ckpt_store *s = open_store(0, 0);
+  Weir__Ckpt__CheckpointMetadata m = WEIR__CKPT__CHECKPOINT_METADATA__INIT;
+  struct weir__ckpt_put puts[2] = {{"op", 0, {(const uint8_t *)"zero", 4}},
+                                   {"op", 1, {(const uint8_t *)"one", 3}}};
+  uint64_t latest;
+  uint8_t *p;
+  size_t len;
+
+  m.job_name = "test-job";
+  m.max_parallelism = 128;
+  /* Never begun: the commit records checkpoint 1 and its blobs at once. */
+  cr_assert_eq(weir__ckpt_store_commit_with(s, 1, puts, 2, &m), 0, "%s",
+               weir__ckpt_store_last_error());
+  cr_assert_eq(weir__ckpt_store_latest(s, &latest), 0);
+  cr_assert_eq(latest, 1);
+  cr_assert_eq(weir__ckpt_store_get_blob(s, 1, "op", 1, &p, &len), 0);
+  cr_assert_eq(len, 3);
+  cr_assert_eq(memcmp(p, "one", 3), 0);
+  free(p);
+  /* A complete id cannot be committed again. */
+  cr_assert_eq(weir__ckpt_store_commit_with(s, 1, puts, 2, &m), WEIR_ESTATE);
+  /* Begun, one blob put early, the other held: both are there after the commit. */
+  cr_assert_eq(weir__ckpt_store_begin(s, 2), 0);
+  cr_assert_eq(weir__ckpt_store_put(s, 2, "op", 0, puts[0].blob), 0);
+  cr_assert_eq(weir__ckpt_store_commit_with(s, 2, &puts[1], 1, &m), 0, "%s",
+               weir__ckpt_store_last_error());
+  cr_assert_eq(weir__ckpt_store_get_blob(s, 2, "op", 0, &p, &len), 0);
+  cr_assert_eq(len, 4);
+  free(p);
+  cr_assert_eq(weir__ckpt_store_get_blob(s, 2, "op", 1, &p, &len), 0);
+  cr_assert_eq(len, 3);
+  free(p);
+  /* A blob put early and held again is refused, and nothing of checkpoint 3 is left. */
+  cr_assert_eq(weir__ckpt_store_begin(s, 3), 0);
+  cr_assert_eq(weir__ckpt_store_put(s, 3, "op", 0, puts[0].blob), 0);
+  cr_assert_eq(weir__ckpt_store_commit_with(s, 3, puts, 2, &m), WEIR_EEXIST);
+  cr_assert_eq(weir__ckpt_store_latest(s, &latest), 0);
+  cr_assert_eq(latest, 2);
+  /* Without a begin, the id must exceed every id held, pending ones included. */
+  cr_assert_eq(weir__ckpt_store_begin(s, 5), 0);
+  cr_assert_eq(weir__ckpt_store_commit_with(s, 4, &puts[1], 1, &m), WEIR_EINVAL);
+  weir__ckpt_store_close(s);
+}
