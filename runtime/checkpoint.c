@@ -872,14 +872,25 @@ int weir__ckpt_snapshot_chain(struct task *t, uint64_t id) {
   return 0;
 }
 
-void weir__ckpt_task_finished(struct task *t) {
+void weir__ckpt_task_finished(struct task *t, bool only_unacked) {
   struct weir__coord *c = t->job->coord;
   struct ckpt_blob *blobs = NULL;
   size_t n = 0;
 
+  uint64_t id;
+  bool acked;
+
   if (c == NULL)
     return;
-  if (snapshot_blobs(t, atomic_load(&t->job->ckpt_trigger), &blobs, &n) != 0) {
+  /* The checkpoint the final state will first stand in for: the one in flight if this task
+   * has not acknowledged it, else the next. */
+  WEIR_ASSERT(pthread_mutex_lock(&c->mu) == 0);
+  acked = c->pending == 0 || t->acked == c->pending;
+  id = acked ? c->last_id + 1 : c->pending;
+  WEIR_ASSERT(pthread_mutex_unlock(&c->mu) == 0);
+  if (only_unacked && acked)
+    return;
+  if (snapshot_blobs(t, id, &blobs, &n) != 0) {
     weir__job_fail(t->job, WEIR_EIO, "task '%s' (subtask %d): final snapshot failed",
                    t->ctxs[0].node->name, t->subtask + 1);
     return;

@@ -28,8 +28,10 @@ void weir__coord_close(weir_job *job);
 int weir__ckpt_restore_chain(struct task *t);
 /* Snapshots every stateful operator of the chain for checkpoint `id`, stores and acks. */
 int weir__ckpt_snapshot_chain(struct task *t, uint64_t id);
-/* The task ended normally: keep its final state for checkpoints triggered from now on. */
-void weir__ckpt_task_finished(struct task *t);
+/* The task ended normally: keep its final state for checkpoints triggered from now on.
+ * only_unacked: only if a checkpoint is in flight that this task has not acknowledged (a task
+ * ending at a savepoint that never saw its barrier). */
+void weir__ckpt_task_finished(struct task *t, bool only_unacked);
 /* Delivers notify_checkpoint_complete when a newer checkpoint completed. */
 void weir__ckpt_notify(struct task *t);
 /* Frees a task's final blobs. */

@@ -440,12 +440,15 @@ void *weir__task_main(void *arg) {
     rc = t->has_gate ? input_loop(t) : source_loop(t);
   if (rc == 0 && atomic_load(&t->job->suspending)) {
     /* Stopped at a savepoint: the input did not end, so operators do not finish; the job
-     * resumes from the savepoint. */
+     * resumes from the savepoint. A task that never saw the savepoint's barrier (a bounded
+     * source that ended just before it) still acknowledges it with its final state. */
     rc = weir__task_broadcast(t, WEIR_MSG_END, 0);
+    if (rc == 0)
+      weir__ckpt_task_finished(t, true);
   } else if (rc == 0 && (rc = run_chain_cb(t, 0, CB_FINISH, 0)) == 0) {
     rc = weir__task_broadcast(t, WEIR_MSG_END, 0);
     if (rc == 0)
-      weir__ckpt_task_finished(t);
+      weir__ckpt_task_finished(t, false);
   }
   if (rc != 0 && rc != WEIR_ECANCELED)
     weir__job_fail(t->job, rc, "task '%s' (subtask %d): %s", t->ctxs[0].node->name, t->subtask + 1,
