@@ -149,7 +149,10 @@ void weir_job_destroy(weir_job *job) {
   for (i = 0; i < job->n_nodes; i++) {
     free(job->nodes[i].name);
     free(job->nodes[i].uid);
-    free(job->nodes[i].owned_data);
+    if (job->nodes[i].owned_free != NULL)
+      job->nodes[i].owned_free(job->nodes[i].owned_data);
+    else
+      free(job->nodes[i].owned_data);
   }
   free(job->nodes);
   free(job->edges);

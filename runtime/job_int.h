@@ -23,8 +23,9 @@ struct node {
   char *uid;
   enum node_kind kind;
   weir_operator op;
-  void *data;       /* borrowed from the user, or owned_data */
-  void *owned_data; /* freed with the job (convenience operators' wrappers) */
+  void *data;                           /* borrowed from the user, or owned_data */
+  void *owned_data;                     /* freed with the job (convenience operators' wrappers) */
+  void (*owned_free)(void *owned_data); /* how to free it; NULL = free() */
   int parallelism;
   int max_parallelism; /* the connector's own bound (line source: 1), 0 = none */
   bool key_by;         /* AUTO edges leaving it resolve to HASH */
