@@ -550,12 +550,28 @@ void weir__ckpt_store_close(struct weir__ckpt_store *s) {
 
 /* ---- writing -------------------------------------------------------------------------------- */
 
-int weir__ckpt_store_begin(struct weir__ckpt_store *s, uint64_t id) {
-  MDB_txn *txn = NULL;
+/* Newest checkpoint id the store holds (complete or pending), 0 if none. */
+static int get_newest(struct weir__ckpt_store *s, MDB_txn *txn, uint64_t id, uint64_t *newest) {
   MDB_cursor *c = NULL;
   MDB_val k, v;
+  int mrc;
+
+  *newest = 0;
+  if ((mrc = mdb_cursor_open(txn, s->ckpts, &c)) != 0)
+    return lmdb_fail(s, id, "cursor", mrc);
+  mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+  mdb_cursor_close(c);
+  if (mrc == 0 && k.mv_size == 8)
+    *newest = get_be64(k.mv_data);
+  else if (mrc != 0 && mrc != MDB_NOTFOUND)
+    return lmdb_fail(s, id, "find newest checkpoint", mrc);
+  return 0;
+}
+
+int weir__ckpt_store_begin(struct weir__ckpt_store *s, uint64_t id) {
+  MDB_txn *txn = NULL;
   uint64_t latest, newest = 0;
-  int mrc, rc;
+  int rc;
 
   last_err[0] = '\0';
   if (id == 0)
@@ -564,21 +580,8 @@ int weir__ckpt_store_begin(struct weir__ckpt_store *s, uint64_t id) {
     return rc;
   if ((rc = wtxn(s, SYNC_BLOB, id, &txn)) != 0)
     goto out;
-  if ((rc = get_latest(s, txn, &latest)) != 0)
+  if ((rc = get_latest(s, txn, &latest)) != 0 || (rc = get_newest(s, txn, id, &newest)) != 0)
     goto fail;
-  if ((mrc = mdb_cursor_open(txn, s->ckpts, &c)) != 0) {
-    rc = lmdb_fail(s, id, "cursor", mrc);
-    goto fail;
-  }
-  mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-  if (mrc == 0 && k.mv_size == 8)
-    newest = get_be64(k.mv_data);
-  else if (mrc != 0 && mrc != MDB_NOTFOUND) {
-    rc = lmdb_fail(s, id, "find newest checkpoint", mrc);
-    goto fail;
-  }
-  mdb_cursor_close(c);
-  c = NULL;
   if (id <= latest || id <= newest) {
     rc = fail(WEIR_EINVAL,
               "[ckpt %" PRIu64 "] checkpoint ids must increase: the store already holds %" PRIu64
@@ -592,8 +595,6 @@ int weir__ckpt_store_begin(struct weir__ckpt_store *s, uint64_t id) {
   goto out;
 
 fail:
-  if (c != NULL)
-    mdb_cursor_close(c);
   mdb_txn_abort(txn);
 out:
   unlock(s);
@@ -731,24 +732,6 @@ out:
     mdb_cursor_close(c);
   free(doomed);
   return rc;
-}
-
-/* Newest checkpoint id the store holds (complete or pending), 0 if none. */
-static int get_newest(struct weir__ckpt_store *s, MDB_txn *txn, uint64_t id, uint64_t *newest) {
-  MDB_cursor *c = NULL;
-  MDB_val k, v;
-  int mrc;
-
-  *newest = 0;
-  if ((mrc = mdb_cursor_open(txn, s->ckpts, &c)) != 0)
-    return lmdb_fail(s, id, "cursor", mrc);
-  mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-  mdb_cursor_close(c);
-  if (mrc == 0 && k.mv_size == 8)
-    *newest = get_be64(k.mv_data);
-  else if (mrc != 0 && mrc != MDB_NOTFOUND)
-    return lmdb_fail(s, id, "find newest checkpoint", mrc);
-  return 0;
 }
 
 static int commit_blobs(struct weir__ckpt_store *s, uint64_t id, const struct weir__ckpt_put *puts,
