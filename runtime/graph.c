@@ -66,6 +66,7 @@ int weir_job_create(weir_job **jobp, const char *name) {
   atomic_init(&job->stopping, false);
   atomic_init(&job->cancelled, false);
   WEIR_ASSERT(pthread_mutex_init(&job->mu, NULL) == 0);
+  WEIR_ASSERT(pthread_mutex_init(&job->metrics_mu, NULL) == 0);
   *jobp = job;
   return 0;
 }

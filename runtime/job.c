@@ -158,6 +158,8 @@ void weir_job_destroy(weir_job *job) {
   free(job->edges);
   free(job->ckpt.dir);
   WEIR_ASSERT(pthread_mutex_destroy(&job->mu) == 0);
+  weir__metrics_free(job);
+  WEIR_ASSERT(pthread_mutex_destroy(&job->metrics_mu) == 0);
   free(job->name);
   free(job);
 }

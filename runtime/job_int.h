@@ -106,6 +106,13 @@ struct weir_job {
   pthread_mutex_t mu;
   int fail_rc;    /* first failure */
   char err[1024]; /* graph error or first failure message */
+
+  /* Metric series (metrics.c): appended under metrics_mu, freed at destroy. metrics_mu is a
+   * leaf lock: nothing else is taken while it is held. */
+  pthread_mutex_t metrics_mu;
+  struct weir_metric *metrics_head;
+  struct weir_metric *metrics_tail;
+  uint64_t metrics_seq;
 };
 
 /* graph.c */
@@ -126,6 +133,9 @@ void weir__plan_free(weir_job *job);
 /* job.c: records the first failure and cancels every task. Any thread. */
 void weir__job_fail(weir_job *job, int rc, const char *fmt, ...) WEIR_PRINTF(3, 4);
 void weir__job_cancel_all(weir_job *job);
+
+/* metrics.c: frees every series (destroy). */
+void weir__metrics_free(weir_job *job);
 
 /* key groups (Flink's scheme): the key's group, and the subtask owning a group. */
 uint32_t weir__key_group(weir_buf key, int max_parallelism);

@@ -9,8 +9,8 @@ pkgs=(
   libcurl4-openssl-dev libssl-dev
   libprotobuf-c-dev protobuf-c-compiler
   liblmdb-dev libjansson-dev libyaml-dev libxxhash-dev
-  libcriterion-dev
-  clang-format
+  libcriterion-dev libmicrohttpd-dev
+  clang-format clang libclang-rt-14-dev
   nodejs npm
 )
 

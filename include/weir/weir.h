@@ -9,6 +9,7 @@
  *   checkpoint.h  checkpoints, restore, savepoints
  *   state.h       keyed state for operators
  *   kinesis.h     Kinesis connection configuration
+ *   metrics.h     counters and gauges read while a job runs
  */
 #ifndef WEIR_H
 #define WEIR_H
@@ -18,6 +19,7 @@
 #include "connectors.h"
 #include "job.h"
 #include "kinesis.h"
+#include "metrics.h"
 #include "record.h"
 #include "state.h"
 
