@@ -25,11 +25,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli_int.h"
 #include "connectors/kinesis/client_int.h"
 #include "weir/kinesis.h"
 #include "weir/record.h"
 
-#define PROG "weir-kinesis"
+/* The name in messages and help: "weir-kinesis", or "weir kinesis" when built into weir. */
+#ifndef WEIR_KINESIS_PROG
+#define WEIR_KINESIS_PROG "weir-kinesis"
+#endif
+#define PROG WEIR_KINESIS_PROG
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -1025,7 +1030,7 @@ static const char main_help[] =
     "\n"
     "Exit codes: 0 success, 1 runtime error, 2 usage error.\n";
 
-int main(int argc, char **argv) {
+int weir__cli_kinesis_main(int argc, char **argv) {
   enum { OPT_ENDPOINT = 256, OPT_REGION, OPT_PROFILE, OPT_CA_FILE, OPT_TIMEOUT, OPT_VERSION };
   static const struct option opts[] = {{"endpoint", required_argument, NULL, OPT_ENDPOINT},
                                        {"region", required_argument, NULL, OPT_REGION},

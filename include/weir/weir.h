@@ -10,6 +10,8 @@
  *   state.h       keyed state for operators
  *   kinesis.h     Kinesis connection configuration
  *   metrics.h     counters and gauges read while a job runs
+ *   pipeline.h    jobs loaded from YAML pipeline files
+ *   plugin.h      the operator plugin ABI
  */
 #ifndef WEIR_H
 #define WEIR_H
@@ -20,6 +22,8 @@
 #include "job.h"
 #include "kinesis.h"
 #include "metrics.h"
+#include "pipeline.h"
+#include "plugin.h"
 #include "record.h"
 #include "state.h"
 
