@@ -303,7 +303,10 @@ int weir__coord_open(weir_job *job) {
     goto fail;
   c->last_end = weir__now_ms();
   c->pending_start = c->last_end; /* the first periodic checkpoint comes one interval in */
+  /* Published under job->mu: weir_job_checkpoint_stats may run on another thread meanwhile. */
+  WEIR_ASSERT(pthread_mutex_lock(&job->mu) == 0);
   job->coord = c;
+  WEIR_ASSERT(pthread_mutex_unlock(&job->mu) == 0);
   atomic_store(&job->ckpt_completed, c->restored_id);
   return 0;
 
@@ -633,6 +636,7 @@ int weir__coord_start(weir_job *job) {
 
 void weir__coord_close(weir_job *job) {
   struct weir__coord *c = job->coord;
+  weir_checkpoint_stats final_stats;
 
   if (c == NULL)
     return;
@@ -647,8 +651,9 @@ void weir__coord_close(weir_job *job) {
     complete(c);
   if (c->pending != 0 && c->begun) /* cut short by the end of the job: not a failure */
     weir__ckpt_store_abort(c->store, c->pending);
-  weir_job_checkpoint_stats(job, &job->ckpt_stats);
+  weir_job_checkpoint_stats(job, &final_stats);
   WEIR_ASSERT(pthread_mutex_lock(&job->mu) == 0);
+  job->ckpt_stats = final_stats;
   job->coord = NULL;
   WEIR_ASSERT(pthread_mutex_unlock(&job->mu) == 0);
   coord_free(c);
