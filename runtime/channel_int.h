@@ -23,7 +23,8 @@ enum weir_msg_kind {
   WEIR_MSG_BATCH = 0, /* batch: records; release it to its channel after use */
   WEIR_MSG_WATERMARK, /* value: event time */
   WEIR_MSG_BARRIER,   /* value: checkpoint id */
-  WEIR_MSG_END        /* end of input on this channel; nothing follows */
+  WEIR_MSG_END,       /* end of input on this channel; nothing follows */
+  WEIR_MSG_IDLE       /* value: 1 = the producer went idle, 0 = active again (see task.c) */
 };
 
 struct weir_msg {

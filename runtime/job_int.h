@@ -30,6 +30,10 @@ struct node {
   int max_parallelism; /* the connector's own bound (line source: 1), 0 = none */
   bool key_by;         /* AUTO edges leaving it resolve to HASH */
   bool barrier_hook;   /* op.snapshot only flushes at barriers and writes no state (sinks) */
+  /* A watermark generator (operators/event_time.c): it emits its own watermarks and idle
+   * status (weir_emit_watermark, weir_emit_idle), so watermarks and status from its inputs
+   * stop at it (Flink's timestamp assigner drops upstream watermarks the same way). */
+  bool wm_generator;
   /* Filled by planning: */
   int chain;     /* index of its chain */
   int chain_pos; /* position inside the chain */

@@ -120,6 +120,7 @@ static struct task *new_task(weir_job *job, struct chain *c, int subtask) {
     x->node = &job->nodes[c->nodes[i]];
     x->pos = i;
     x->inst = x->node->data;
+    x->out_wm = INT64_MIN;
     if (i + 1 < c->len) {
       x->link = weir__batch_new(job->batch_records, job->batch_bytes);
       if (x->link == NULL)

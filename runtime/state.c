@@ -580,6 +580,35 @@ size_t weir_value_state_count(const weir_value_state *st) {
   return (size_t)AS_STATE(st, WEIR__STATE_VALUE)->keys;
 }
 
+int weir__value_state_get_mut(weir_value_state *st, weir_buf key, uint8_t **ptr, size_t *len) {
+  weir_buf v;
+  int rc = weir_value_state_get(st, key, &v);
+
+  if (rc != 0)
+    return rc;
+  /* The bytes live in the entry's own slab block (a static "" when empty, never written
+   * since len is 0 then); snapshots are synchronous, so nothing else reads them meanwhile. */
+  *ptr = (uint8_t *)(uintptr_t)v.ptr;
+  *len = v.len;
+  return 0;
+}
+
+int weir__value_state_foreach(weir_value_state *st, weir__value_state_cb cb, void *data) {
+  struct kstate *s = AS_STATE(st, WEIR__STATE_VALUE);
+  uint32_t id;
+  int rc;
+
+  for (id = 0; id < s->n_ents; id++) {
+    const struct entry *e = &s->ents[id];
+
+    if (e->type != E_VALUE)
+      continue;
+    if ((rc = cb(data, (weir_buf){key_ptr(e), e->klen}, (weir_buf){val_ptr(e), e->vlen})) != 0)
+      return rc;
+  }
+  return 0;
+}
+
 /* ---- map state ------------------------------------------------------------------------------ */
 
 static void map_unlink_item(struct kstate *s, uint32_t head, uint32_t id) {
@@ -1232,8 +1261,11 @@ static int restore_entries(struct kstate *s, const Weir__Ckpt__StateEntries *se,
     } else if (i < se->n_values + se->n_maps) {
       const Weir__Ckpt__MapEntry *m = se->maps[i - se->n_values];
 
+      /* The writer drops a map key with its last pair, so an empty one is damage (a lost
+       * pairs field), not an empty map: refuse it rather than lose the pairs silently. */
       if (m->n_pairs == 0)
-        continue;
+        return set_err(WEIR_EPARSE, "%s: map state '%s' holds a key with no pairs (corrupt)", o,
+                       s->name);
       if ((rc = new_entry(s, &s->keys_idx, E_HEAD, h, kg, key, none, &head)) != 0)
         return rc;
       for (j = 0; j < m->n_pairs; j++) {
@@ -1251,7 +1283,8 @@ static int restore_entries(struct kstate *s, const Weir__Ckpt__StateEntries *se,
       const Weir__Ckpt__ListEntry *l = se->lists[i - se->n_values - se->n_maps];
 
       if (l->n_values == 0)
-        continue;
+        return set_err(WEIR_EPARSE, "%s: list state '%s' holds a key with no values (corrupt)", o,
+                       s->name);
       if ((rc = new_entry(s, &s->keys_idx, E_HEAD, h, kg, key, none, &head)) != 0)
         return rc;
       for (j = 0; j < l->n_values; j++) {

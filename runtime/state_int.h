@@ -129,6 +129,22 @@ int weir__keyed_backend_restore(struct weir__keyed_backend *b, weir_buf blob, co
                                 uint8_t **operator_state, size_t *operator_len,
                                 struct weir__snapshot_header *hdr);
 
+/*
+ * Calls cb for every (key, value) of a value state, in unspecified order; both borrowed for
+ * the call. The callback must not write to `st`. Returns 0 or the callback's non-zero return.
+ * For operators that rebuild an in-memory index after a restore (window timers,
+ * operators/window.c): the public API has no walk over keys on purpose.
+ */
+/*
+ * As weir_value_state_get, but the value may be changed in place (same length) through *ptr
+ * until the next write to `st`: the window operator updates accumulators without a second
+ * lookup and copy. Returns 0, WEIR_ENOTFOUND or WEIR_EINVAL.
+ */
+int weir__value_state_get_mut(weir_value_state *st, weir_buf key, uint8_t **ptr, size_t *len);
+
+typedef int (*weir__value_state_cb)(void *data, weir_buf key, weir_buf val);
+int weir__value_state_foreach(weir_value_state *st, weir__value_state_cb cb, void *data);
+
 /* The calling thread's last state error message ("" if none). Borrowed until the thread's next
  * state call. */
 const char *weir__state_last_error(void);

@@ -173,6 +173,7 @@ static int run_op(struct task *t, size_t pos, const weir_record *recs, size_t n)
  * passing what each emits down the chain. `which` selects the callback. */
 enum chain_cb { CB_WATERMARK, CB_TICK, CB_FINISH };
 
+/* Returns 1 (not an error) when a watermark stopped at a watermark generator. */
 static int run_chain_cb(struct task *t, size_t from, enum chain_cb which, int64_t arg) {
   size_t i;
   int rc;
@@ -181,6 +182,8 @@ static int run_chain_cb(struct task *t, size_t from, enum chain_cb which, int64_
     struct weir_ctx *x = &t->ctxs[i];
     const weir_operator *op = &x->node->op;
 
+    if (which == CB_WATERMARK && x->node->wm_generator)
+      return 1; /* it makes its own watermarks; upstream ones end here */
     rc = 0;
     if (which == CB_WATERMARK && op->on_watermark != NULL)
       rc = op->on_watermark(x, x->inst, arg);
@@ -199,7 +202,32 @@ static int run_chain_cb(struct task *t, size_t from, enum chain_cb which, int64_
 static int advance_watermark(struct task *t, size_t from, int64_t wm) {
   int rc = run_chain_cb(t, from, CB_WATERMARK, wm);
 
+  if (rc == 1)
+    return 0;
   return rc != 0 ? rc : weir__task_broadcast(t, WEIR_MSG_WATERMARK, wm);
+}
+
+/*
+ * Idleness (Flink's WatermarkStatus): a producer that has nothing to send says so in band
+ * (WEIR_MSG_IDLE 1); consumers leave that input out of their watermark minimum until it says
+ * WEIR_MSG_IDLE 0 (sent before its next record or watermark). A task whose live inputs are
+ * all idle is idle itself and says so downstream. Status from positions >= `from` of the chain
+ * stops at a watermark generator, which decides its own status.
+ */
+static int propagate_status(struct task *t, size_t from, bool idle) {
+  size_t i;
+
+  for (i = from; i < t->chain->len; i++)
+    if (t->ctxs[i].node->wm_generator)
+      return 0;
+  if (t->idle_out == idle)
+    return 0;
+  t->idle_out = idle;
+  return weir__task_broadcast(t, WEIR_MSG_IDLE, idle ? 1 : 0);
+}
+
+static bool emits_watermarks(const struct weir_ctx *x) {
+  return x->node->kind == NODE_SOURCE || x->node->wm_generator;
 }
 
 /* ---- timers ------------------------------------------------------------------------------- */
@@ -228,19 +256,56 @@ static int run_timers(struct task *t, int64_t now) {
 /* ---- inputs ------------------------------------------------------------------------------- */
 
 static int on_input_watermark(struct task *t, size_t ci, int64_t wm) {
-  int64_t min = INT64_MAX;
-  size_t i;
+  int64_t min = INT64_MAX, max_idle = INT64_MIN;
+  size_t i, live = 0;
 
   if (ci < t->gate.n_chans && wm > t->inputs[ci].watermark)
     t->inputs[ci].watermark = wm;
-  for (i = 0; i < t->gate.n_chans; i++)
-    if (!t->gate.chans[i].ended && t->inputs[i].watermark < min)
+  for (i = 0; i < t->gate.n_chans; i++) {
+    if (t->gate.chans[i].ended)
+      continue;
+    live++;
+    if (t->inputs[i].idle) {
+      if (t->inputs[i].watermark > max_idle)
+        max_idle = t->inputs[i].watermark;
+    } else if (t->inputs[i].watermark < min) {
       min = t->inputs[i].watermark;
+    }
+  }
+  /* Every live input idle: what they reached so far is complete (Flink does the same). */
+  if (min == INT64_MAX && live > 0)
+    min = max_idle;
   /* All inputs ended: no watermark to derive; end-of-input does the rest. */
   if (min == INT64_MAX || min <= t->in_watermark)
     return 0;
   t->in_watermark = min;
   return advance_watermark(t, 0, min);
+}
+
+/* Recomputes whether every live input is idle and tells downstream when that changed. */
+static int update_input_status(struct task *t) {
+  size_t i, live = 0, idle = 0;
+
+  for (i = 0; i < t->gate.n_chans; i++) {
+    if (t->gate.chans[i].ended)
+      continue;
+    live++;
+    idle += t->inputs[i].idle;
+  }
+  return propagate_status(t, 0, live > 0 && idle == live);
+}
+
+static int on_input_idle(struct task *t, size_t ci, bool idle) {
+  int rc;
+
+  t->inputs[ci].idle = idle;
+  /* Going active first tells downstream, so the records that follow are not "from an idle
+   * producer"; going idle may let the minimum advance over the remaining inputs. */
+  if (!idle && (rc = update_input_status(t)) != 0)
+    return rc;
+  if ((rc = on_input_watermark(t, SIZE_MAX, INT64_MIN)) != 0)
+    return rc;
+  return idle ? update_input_status(t) : 0;
 }
 
 /* Every input delivered barrier `id` (or ended): snapshot, then pass the barrier on. */
@@ -307,7 +372,12 @@ static int handle_msg(struct task *t, const struct weir_msg *m, size_t ci) {
   case WEIR_MSG_END:
     rc = on_input_watermark(t, SIZE_MAX, INT64_MIN);
     if (rc == 0)
+      rc = update_input_status(t);
+    if (rc == 0)
       rc = check_alignment(t);
+    break;
+  case WEIR_MSG_IDLE:
+    rc = on_input_idle(t, ci, m->value != 0);
     break;
   default:
     WEIR_ASSERT(0 && "unknown message kind");
@@ -499,6 +569,8 @@ static inline bool buf_within(weir_buf b, const struct byte_range *ranges, size_
 int weir_emit(weir_ctx *x, const weir_record *rec) {
   int rc;
 
+  if (x->idle && (rc = weir_emit_idle(x, false)) != 0)
+    return rc;
   if (x->link != NULL) {
     /* A record whose bytes lie in batches that outlive the next operator's call (this
      * operator's input, or any input further up the chain) is passed on by reference: a
@@ -532,16 +604,35 @@ int weir_emit_watermark(weir_ctx *x, int64_t ts) {
   struct task *t = x->task;
   int rc;
 
-  if (x->node->kind != NODE_SOURCE) {
-    weir_ctx_set_error(x, "only sources emit watermarks");
+  if (!emits_watermarks(x)) {
+    weir_ctx_set_error(x, "only sources and watermark generators emit watermarks");
     return WEIR_EINVAL;
   }
-  if (ts <= t->in_watermark)
+  if (ts <= x->out_wm)
     return 0; /* watermarks never go back */
-  t->in_watermark = ts;
-  if ((rc = flush_link(t, 0)) != 0)
+  x->out_wm = ts;
+  if (x->idle && (rc = weir_emit_idle(x, false)) != 0)
     return rc;
-  return advance_watermark(t, 1, ts);
+  /* What this operator emitted so far goes first, so its records precede the watermark. */
+  if ((rc = flush_link(t, x->pos)) != 0)
+    return rc;
+  return advance_watermark(t, x->pos + 1, ts);
+}
+
+int weir_emit_idle(weir_ctx *x, bool idle) {
+  struct task *t = x->task;
+  int rc;
+
+  if (!emits_watermarks(x)) {
+    weir_ctx_set_error(x, "only sources and watermark generators emit idle status");
+    return WEIR_EINVAL;
+  }
+  if (x->idle == idle)
+    return 0;
+  x->idle = idle;
+  if (idle && (rc = flush_link(t, x->pos)) != 0)
+    return rc;
+  return propagate_status(t, x->pos + 1, idle);
 }
 
 void *weir_ctx_scratch(weir_ctx *x, size_t len) {

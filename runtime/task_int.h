@@ -28,6 +28,10 @@ struct weir_ctx {
   struct weir__keyed_backend *keyed; /* keyed state, created on first use or restore */
   uint8_t *scratch;
   size_t scratch_cap;
+  /* Sources and watermark generators only: the newest watermark this operator emitted
+   * (INT64_MIN = none) and whether it declared itself idle (weir_emit_idle). */
+  int64_t out_wm;
+  bool idle;
   char err[512];
 };
 
@@ -44,6 +48,7 @@ struct output {
 struct input {
   int64_t watermark;
   uint64_t barrier; /* last barrier id seen on it */
+  bool idle;        /* its producer said it is idle: left out of the watermark minimum */
 };
 
 /* Bytes that stay valid while an operator of the chain runs (see weir_emit). */
@@ -63,7 +68,8 @@ struct task {
   struct weir_gate gate; /* inputs; n_chans 0 for sources */
   bool has_gate;
   struct input *inputs; /* gate.n_chans */
-  int64_t in_watermark; /* min over live inputs */
+  int64_t in_watermark; /* min over live, active inputs */
+  bool idle_out;        /* this task told its outputs it is idle (WEIR_MSG_IDLE 1) */
   uint64_t aligning;    /* barrier id being aligned, 0 = none */
   size_t n_aligned;
   struct output *outs;

@@ -223,8 +223,34 @@ WEIR_API const char *weir_job_error(const weir_job *job);
  */
 WEIR_API int weir_emit(weir_ctx *ctx, const weir_record *rec);
 
-/* Emits a watermark (sources only): event time `ts` is complete on this subtask's output. */
+/*
+ * Emits a watermark: no record with event time <= `ts` follows on this subtask's output.
+ * Sources and watermark generators (weir_job_assign_timestamps, weir/analytics.h) only; a
+ * watermark not above the previous one is ignored. Emitting one also ends an idle period
+ * (see weir_emit_idle). Returns 0, WEIR_EINVAL (another kind of operator) or WEIR_ECANCELED.
+ */
 WEIR_API int weir_emit_watermark(weir_ctx *ctx, int64_t ts);
+
+/*
+ * Marks this subtask's output idle (true) or active again (false): Flink's WatermarkStatus
+ * IDLE / ACTIVE. Downstream tasks leave an idle input out of the minimum they take over their
+ * inputs' watermarks, so one silent shard or partition does not hold event time back for the
+ * whole job; a task whose live inputs are all idle is idle itself (and forwards the highest
+ * watermark its idle inputs reached). The status travels in band, in order with records.
+ *
+ * For sources and watermark generators only. A source that has had nothing to read for a
+ * while (e.g. a Kinesis shard with no new records for its idle timeout) calls
+ * weir_emit_idle(ctx, true) from poll; weir_emit and weir_emit_watermark switch back to active
+ * by themselves before the record or watermark goes out, so calling (ctx, false) is optional.
+ * Records of a source that became active again may be late for windows downstream if the
+ * others moved event time past them (the price of idleness, as in Flink). Repeated calls with
+ * the same status cost nothing. Like watermarks, a source's status stops at a timestamp
+ * assigner (weir_job_assign_timestamps) further down its chain: that node then declares
+ * idleness itself, after its idle_timeout_ms without records. Returns 0, WEIR_EINVAL
+ * (another kind of operator) or WEIR_ECANCELED. Call only from the subtask's callbacks (poll,
+ * process, on_tick), on its thread.
+ */
+WEIR_API int weir_emit_idle(weir_ctx *ctx, bool idle);
 
 /* Per-subtask scratch memory of at least `len` bytes, reused across calls (contents are not
  * kept). Borrowed until the next weir_ctx_scratch call on this subtask. NULL if `len` exceeds

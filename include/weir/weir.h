@@ -9,6 +9,7 @@
  *   checkpoint.h  checkpoints, restore, savepoints
  *   state.h       keyed state for operators
  *   kinesis.h     Kinesis connection configuration
+ *   analytics.h   event time, watermarks, windows, JSON field operators
  *   metrics.h     counters and gauges read while a job runs
  *   pipeline.h    jobs loaded from YAML pipeline files
  *   plugin.h      the operator plugin ABI
@@ -16,6 +17,7 @@
 #ifndef WEIR_H
 #define WEIR_H
 
+#include "analytics.h"
 #include "checkpoint.h"
 #include "common.h"
 #include "connectors.h"

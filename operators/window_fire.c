@@ -1,0 +1,146 @@
+/*
+ * window_fire.c: the window operator's timers: registering them, firing and purging due
+ * windows in the state entry itself, and rebuilding the index after a restore.
+ */
+#include <string.h>
+
+#include "../runtime/state_int.h"
+#include "analytics_int.h"
+#include "window_int.h"
+
+/* ---- timers ------------------------------------------------------------------------------- */
+
+int weir__win_add_timer(weir_ctx *ctx, struct win_inst *w, int64_t time, weir_buf key) {
+  int rc = weir__timers_add(&w->timers, time, key);
+
+  if (rc == WEIR_ETOOBIG)
+    weir_ctx_set_error(ctx,
+                       "more than %zu distinct window ends open at once (max_open_windows); "
+                       "is the watermark advancing?",
+                       w->timers.max);
+  return rc;
+}
+
+struct rebuild {
+  weir_ctx *ctx;
+  struct win_inst *w;
+};
+
+static int rebuild_cb(void *data, weir_buf key, weir_buf val) {
+  struct rebuild *rb = data;
+  const struct win_op *o = rb->w->op;
+  size_t i, live = 0;
+  int rc;
+
+  if (val.len % o->slot_size != 0)
+    return WEIR_EPARSE;
+  for (i = 0; i < val.len / o->slot_size; i++) {
+    struct slot_hdr h;
+
+    memcpy(&h, val.ptr + i * o->slot_size, sizeof(h));
+    if (h.state == WEIR__SLOT_FREE)
+      continue;
+    live++;
+    if ((rc = weir__win_add_timer(rb->ctx, rb->w, slot_due(o, &h), key)) != 0)
+      return rc;
+  }
+  /* Only free slots: an entry kept for reuse; its first visit removes it. */
+  return live > 0 ? 0 : weir__win_add_timer(rb->ctx, rb->w, INT64_MIN + 1, key);
+}
+
+/* After a restore the state holds windows the index does not know: register their timers. */
+int weir__win_ensure_rebuilt(weir_ctx *ctx, struct win_inst *w) {
+  struct rebuild rb = {ctx, w};
+  int rc;
+
+  if (w->rebuilt)
+    return 0;
+  w->rebuilt = true;
+  if (w->op->cfg.kind == WEIR_WINDOW_GLOBAL || weir_value_state_count(w->st) == 0)
+    return 0;
+  rc = weir__value_state_foreach(w->st, rebuild_cb, &rb);
+  if (rc == WEIR_EPARSE)
+    weir_ctx_set_error(ctx, "restored window state does not match this window configuration");
+  return rc;
+}
+
+/*
+ * Fires and cleans up the due slots of one key; `limit` is the clock. Works in the state entry
+ * itself (one lookup): fired slots are marked, purged ones become free. A key left with only
+ * free slots is kept one window length (most keys come back in the next window, which then
+ * takes a free slot over in place); a visit that finds only free slots removes it, so dead
+ * keys cost memory for one window length at most.
+ */
+static int fire_key(weir_ctx *ctx, struct win_inst *w, weir_buf key, int64_t limit) {
+  const struct win_op *o = w->op;
+  struct slot_hdr hdr;
+  bool had_live = false;
+  size_t i, n, live = 0, len;
+  uint8_t *p;
+  int rc = weir__value_state_get_mut(w->st, key, &p, &len);
+
+  if (rc == WEIR_ENOTFOUND)
+    return 0;
+  if (rc != 0)
+    return rc;
+  if (len % o->slot_size != 0)
+    return WEIR_EPARSE;
+  n = len / o->slot_size;
+  for (i = 0; i < n; i++) {
+    uint8_t *sp = p + i * o->slot_size;
+    bool newly = false;
+
+    memcpy(&hdr, sp, sizeof(hdr));
+    if (hdr.state == WEIR__SLOT_FREE)
+      continue;
+    had_live = true;
+    if (hdr.state == WEIR__SLOT_OPEN && hdr.end - 1 <= limit) {
+      memcpy(w->slots, sp, o->slot_size); /* aligned copy; emitting writes no state */
+      if ((rc = weir__win_emit_result(ctx, w, key, slot_at(w, 0), hdr.end - 1)) != 0)
+        return rc;
+      hdr.state = WEIR__SLOT_FIRED;
+      newly = true;
+    }
+    if (hdr.state == WEIR__SLOT_FIRED && slot_due(o, &hdr) <= limit) {
+      hdr.state = WEIR__SLOT_FREE; /* past its allowed lateness: purge */
+      memcpy(sp, &hdr, sizeof(hdr));
+      continue;
+    }
+    if (newly)
+      memcpy(sp, &hdr, sizeof(hdr));
+    /* A fired window waits for its cleanup. A session not due yet grew since its timer was
+     * set (timers are set when a session starts, not each time it grows): set it again. */
+    if ((newly || (o->cfg.kind == WEIR_WINDOW_SESSION && hdr.state == WEIR__SLOT_OPEN)) &&
+        (rc = weir__win_add_timer(ctx, w, slot_due(o, &hdr), key)) != 0)
+      return rc;
+    live++;
+  }
+  if (live > 0 || o->cfg.kind == WEIR_WINDOW_GLOBAL)
+    return 0;
+  if (!had_live) {
+    rc = weir_value_state_remove(w->st, key);
+    return rc == WEIR_ENOTFOUND ? 0 : rc;
+  }
+  return weir__win_add_timer(ctx, w, limit > INT64_MAX - o->span ? INT64_MAX : limit + o->span,
+                             key);
+}
+
+int weir__win_fire_until(weir_ctx *ctx, struct win_inst *w, int64_t limit) {
+  struct weir__bucket b;
+  int rc = 0;
+
+  while (rc == 0 && weir__timers_pop(&w->timers, limit, &b)) {
+    size_t i = 0;
+
+    while (rc == 0 && i + sizeof(uint32_t) <= b.len) {
+      uint32_t klen;
+
+      memcpy(&klen, b.buf + i, sizeof(klen));
+      i += sizeof(klen);
+      rc = fire_key(ctx, w, (weir_buf){b.buf + i, klen}, limit);
+      i += klen;
+    }
+    weir__timers_recycle(&w->timers, &b);
+  }
+  return rc;
+}
