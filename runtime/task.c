@@ -14,6 +14,7 @@
 #include "log_int.h"
 #include "state_int.h"
 #include "task_int.h"
+#include "weir/metrics.h"
 
 /* Pause after a source reports nothing available (WEIR_EAGAIN). */
 #define WEIR_SOURCE_IDLE_MS 1
@@ -163,6 +164,9 @@ static int flush_link(struct task *t, size_t pos) {
 static int run_op(struct task *t, size_t pos, const weir_record *recs, size_t n) {
   struct weir_ctx *x = &t->ctxs[pos];
   int rc = x->node->op.process(x, x->inst, recs, n);
+
+  if (x->m_records != NULL)
+    weir_metric_add(x->m_records, (int64_t)n);
 
   if (rc < 0)
     return task_fail(t, x, rc);
@@ -420,6 +424,10 @@ static int source_loop(struct task *t) {
       return rc == WEIR_EOF ? 0 : rc;
     weir__ckpt_notify(t);
     rc = x->node->op.poll(x, x->inst);
+    if (x->emitted != x->emitted_published) {
+      weir_metric_add(x->m_records, (int64_t)(x->emitted - x->emitted_published));
+      x->emitted_published = x->emitted;
+    }
     if (rc == WEIR_EOF)
       return 0;
     if (rc == WEIR_EAGAIN) {
@@ -470,6 +478,18 @@ static int input_loop(struct task *t) {
   }
 }
 
+/* Registers the runtime's own series for the operator at `x`: records out of each source
+ * subtask and into each sink subtask (what a status line shows as records in/out). */
+static int open_metrics(struct weir_ctx *x) {
+  if (x->node->kind == NODE_SOURCE)
+    return weir_ctx_metric(x, WEIR_METRIC_COUNTER, "weir_source_records_total",
+                           "Records emitted by a source subtask.", NULL, &x->m_records);
+  if (x->node->kind == NODE_SINK)
+    return weir_ctx_metric(x, WEIR_METRIC_COUNTER, "weir_sink_records_total",
+                           "Records received by a sink subtask.", NULL, &x->m_records);
+  return 0;
+}
+
 static int open_chain(struct task *t) {
   size_t i;
   int rc;
@@ -478,6 +498,8 @@ static int open_chain(struct task *t) {
     struct weir_ctx *x = &t->ctxs[i];
 
     x->opened = true;
+    if ((rc = open_metrics(x)) != 0)
+      return task_fail(t, x, rc);
     if (x->node->op.open != NULL && (rc = x->node->op.open(x, x->node->data, &x->inst)) < 0)
       return task_fail(t, x, rc);
   }
@@ -571,6 +593,7 @@ int weir_emit(weir_ctx *x, const weir_record *rec) {
 
   if (x->idle && (rc = weir_emit_idle(x, false)) != 0)
     return rc;
+  x->emitted++;
   if (x->link != NULL) {
     /* A record whose bytes lie in batches that outlive the next operator's call (this
      * operator's input, or any input further up the chain) is passed on by reference: a

@@ -32,6 +32,11 @@ struct weir_ctx {
    * (INT64_MIN = none) and whether it declared itself idle (weir_emit_idle). */
   int64_t out_wm;
   bool idle;
+  /* Runtime metrics: sources count records emitted (weir_source_records_total, published
+   * after every poll), sinks count records received (weir_sink_records_total). */
+  struct weir_metric *m_records;
+  uint64_t emitted;
+  uint64_t emitted_published;
   char err[512];
 };
 

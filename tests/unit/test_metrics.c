@@ -140,6 +140,9 @@ Test(metrics, operators_register_per_subtask_series) {
   cr_assert_eq(weir_job_add_callback_sink(job, mid, "sink", null_sink, NULL, NULL), 0);
   cr_assert_eq(weir_job_run(job), 0, "%s", weir_job_error(job));
   cr_assert_eq(weir_job_metric_sum(job, "weir_test_records_total", NULL), 10000);
+  /* The runtime's own series: records out of sources, into sinks. */
+  cr_assert_eq(weir_job_metric_sum(job, "weir_source_records_total", "node=\"gen\""), 10000);
+  cr_assert_eq(weir_job_metric_sum(job, "weir_sink_records_total", "node=\"sink\""), 10000);
   cr_assert_eq(weir_job_metrics_text(job, &text, NULL), 0);
   cr_assert_not_null(
       strstr(text, "weir_test_records_total{node=\"counter\",subtask=\"2\",kind=\"test\"}"), "%s",
