@@ -117,6 +117,137 @@ WEIR_API void weir_kinesis_sink_config_init(weir_kinesis_sink_config *cfg);
 WEIR_API int weir_job_add_kinesis_sink(weir_job *job, int upstream, const char *name,
                                        const weir_kinesis_sink_config *cfg, int *id);
 
+/* ==== Kinesis source ======================================================================= */
+
+#include "record.h" /* weir_record, weir_buf */
+
+typedef struct weir_ctx weir_ctx;
+
+/* Where a shard is read from when no checkpoint says otherwise (Flink's STREAM_INITIAL_POSITION).
+ * Shards that appear after the job first started (children of a split or merge, new shards)
+ * are always read from TRIM_HORIZON so that nothing written to them is missed. */
+typedef enum {
+  WEIR_KINESIS_START_LATEST = 0,   /* records written after the source got its iterator */
+  WEIR_KINESIS_START_TRIM_HORIZON, /* the oldest record still retained */
+  WEIR_KINESIS_START_AT_TIMESTAMP  /* the first record arriving at or after initial_timestamp */
+} weir_kinesis_start_position;
+
+/* Where credentials come from (Flink's AWS_CREDENTIALS_PROVIDER). */
+typedef enum {
+  WEIR_KINESIS_CREDS_AUTO = 0, /* static keys if set, else environment, else shared files */
+  WEIR_KINESIS_CREDS_BASIC,    /* client.access_key_id / secret_access_key; required */
+  WEIR_KINESIS_CREDS_ENV_VAR,  /* AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN
+                                  only, read when each subtask opens */
+  WEIR_KINESIS_CREDS_PROFILE   /* the shared-file profile client.profile (NULL = AWS_PROFILE or
+                                  "default") only: static keys in the config and environment
+                                  keys are not used */
+} weir_kinesis_credentials_provider;
+
+/* Built-in deserializers: how a user record becomes the emitted record's value. */
+typedef enum {
+  WEIR_KINESIS_DESER_RAW = 0, /* the data bytes as they are */
+  WEIR_KINESIS_DESER_UTF8,    /* the data bytes, rejected unless valid UTF-8 */
+  WEIR_KINESIS_DESER_JSON     /* the data bytes, rejected unless one valid JSON value */
+} weir_kinesis_deserializer;
+
+/* A user record as the deserializer sees it (one Kinesis record, or one record of a KPL
+ * aggregate). Every pointer is borrowed for the call only. */
+typedef struct weir_kinesis_source_record {
+  weir_buf data;                /* the user record's data */
+  weir_buf partition_key;       /* its partition key (UTF-8) */
+  const char *sequence_number;  /* the Kinesis record's sequence number (decimal, NUL-ended) */
+  uint64_t sub_sequence_number; /* index in its aggregate; 0 for a plain record */
+  bool aggregated;              /* it came out of a KPL aggregate */
+  int64_t arrival_ms;           /* ApproximateArrivalTimestamp (ms since the epoch) or
+                                   WEIR_NO_TIMESTAMP */
+  const char *stream;           /* stream name */
+  const char *shard_id;         /* shard id */
+} weir_kinesis_source_record;
+
+/*
+ * A user deserializer. `*out` arrives filled with the default mapping (value = data, key =
+ * partition key, timestamp = arrival time, meta = "<stream>/<shard id>", offset = sub-sequence
+ * number); change what you need. Memory `out` points at must be the input's, static, or from
+ * weir_ctx_scratch(ctx): the runtime copies the record when the callback returns. Return 0 to
+ * emit `*out`, 1 to drop the record silently, or a negative WEIR_E* code to reject it (counted
+ * in weir_kinesis_source_rejected_total; skipped or failing the job per
+ * fail_on_deserialize_error). Called on the source's subtask threads, concurrently when the
+ * parallelism is above 1; `data` is the deserialize_data pointer given in the configuration.
+ */
+typedef int (*weir_kinesis_deserialize_cb)(void *data, weir_ctx *ctx,
+                                           const weir_kinesis_source_record *in,
+                                           weir_record *out);
+
+/* Retry policy of one call type: attempts = 1 + retries, full-jitter backoff between them
+ * uniform in [0, min(max_ms, base_ms * exp^n)]. All zero = the default of that call type. */
+typedef struct weir_kinesis_backoff {
+  int retries;
+  int64_t base_ms;
+  int64_t max_ms;
+  double exp;
+} weir_kinesis_backoff;
+
+/* Most streams one source reads. */
+#define WEIR_KINESIS_SOURCE_MAX_STREAMS 16
+/* Most shards (all streams, open and closed) one source tracks. */
+#define WEIR_KINESIS_SOURCE_MAX_SHARDS 4096
+/* Per-shard read budget: 5 GetRecords calls per second (Kinesis Data Streams quotas). */
+#define WEIR_KINESIS_SOURCE_CALLS_PER_SECOND 5
+
+typedef struct weir_kinesis_source_config {
+  const char *const *streams; /* 1..WEIR_KINESIS_SOURCE_MAX_STREAMS names, same region; the
+                                 array and the names are copied */
+  size_t n_streams;
+  weir_kinesis_config client; /* where and as whom (strings copied) */
+  weir_kinesis_credentials_provider credentials;
+  weir_kinesis_start_position initial_position;
+  const char *initial_timestamp; /* AT_TIMESTAMP: ISO-8601 ("2026-11-26T01:00:00Z", optional
+                                    fraction and +hh:mm offset) or epoch seconds ("1764118800.5");
+                                    copied */
+  int64_t discovery_interval_ms; /* ListShards every this long (default 10000; -1 = only once
+                                    at start) */
+  uint32_t getrecords_max;       /* GetRecords Limit (default 10000; 1..10000) */
+  int64_t getrecords_interval_ms; /* least time between GetRecords calls of one shard that
+                                     returned less than a full batch (default 200). The budget of
+                                     5 calls per second and shard is kept whatever this is. */
+  weir_kinesis_backoff getrecords_backoff;  /* throttling and transient GetRecords errors
+                                               (default 3 retries, 300 ms, 1000 ms, 1.5;
+                                               throttling is retried without limit) */
+  weir_kinesis_backoff getiterator_backoff; /* GetShardIterator (default 3, 300, 1000, 1.5) */
+  weir_kinesis_backoff listshards_backoff;  /* ListShards (default 10, 1000, 5000, 1.5) */
+  int64_t idle_timeout_ms; /* a shard with no record for this long stops holding the source's
+                              watermark back (default 0 = never idle) */
+  weir_kinesis_deserializer deserializer;     /* when deserialize_cb is NULL */
+  weir_kinesis_deserialize_cb deserialize_cb; /* NULL = the built-in `deserializer` */
+  void *deserialize_data;                     /* borrowed: valid until weir_job_destroy */
+  bool fail_on_deserialize_error; /* a rejected record fails the job (default: skipped and
+                                     counted) */
+  size_t max_records_per_poll;    /* user records emitted per poll call (default 512) */
+  bool stop_at_end; /* bounded reading: a subtask ends (WEIR_EOF) once every shard it owns is
+                       read to its end or returned an empty GetRecords with MillisBehindLatest 0;
+                       for tests, backfills and benchmarks */
+} weir_kinesis_source_config;
+
+/* Fills *cfg with the defaults (all zero). Any thread. */
+WEIR_API void weir_kinesis_source_config_init(weir_kinesis_source_config *cfg);
+
+/*
+ * Adds a source reading every shard of cfg->streams, with per-shard positions in the job's
+ * checkpoints (exactly-once state downstream), parent-before-child order through resharding,
+ * KPL de-aggregation, per-shard watermarks and metrics (docs/kinesis-source.md).
+ *
+ * The source may run with any parallelism: shards are assigned to subtasks by a hash of stream
+ * name and shard id; one subtask lists shards for the whole node. Its state is redistributable:
+ * a job restored with another parallelism keeps every position.
+ *
+ * `cfg` and its strings are copied (deserialize_data is borrowed). `name` and `id` as in
+ * weir_job_add_source. Only before start; the building thread. Returns 0, WEIR_EINVAL (bad
+ * config, e.g. an unparseable initial_timestamp), WEIR_ENOMEM, or the codes of
+ * weir_job_add_source.
+ */
+WEIR_API int weir_job_add_kinesis_source(weir_job *job, const char *name,
+                                         const weir_kinesis_source_config *cfg, int *id);
+
 #ifdef __cplusplus
 }
 #endif
