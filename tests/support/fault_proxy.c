@@ -1,0 +1,275 @@
+/* fault_proxy.c: see fault_proxy.h. Test-only code, included into the tests using it. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fault_proxy.h"
+
+/* Node starts in well under a second; leave margin for a loaded 2-core machine. */
+#define FPROXY_START_TIMEOUT_MS 30000
+#define FPROXY_STOP_GRACE_MS 5000
+/* Control calls are local and small. */
+#define FPROXY_CONTROL_TIMEOUT_MS 10000
+/* Bound on a stats answer kept while reading it. */
+#define FPROXY_STATS_MAX 65536
+
+static int64_t fproxy_now_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* fault_proxy.js sits next to this file (__FILE__ is absolute under CMake). */
+static void fproxy_script(char *out, size_t cap) {
+  char tmp[PATH_MAX];
+
+  snprintf(tmp, sizeof(tmp), "%s", __FILE__);
+  snprintf(out, cap, "%s/fault_proxy.js", dirname(tmp));
+}
+
+/* True when `node` is an executable somewhere on PATH. */
+static bool fproxy_have_node(void) {
+  const char *path = getenv("PATH");
+  char buf[PATH_MAX];
+
+  if (path == NULL)
+    return false;
+  while (*path != '\0') {
+    const char *end = strchr(path, ':');
+    size_t len = end != NULL ? (size_t)(end - path) : strlen(path);
+    if (len > 0 && len < sizeof(buf) - 6) {
+      snprintf(buf, sizeof(buf), "%.*s/node", (int)len, path);
+      if (access(buf, X_OK) == 0)
+        return true;
+    }
+    if (end == NULL)
+      break;
+    path = end + 1;
+  }
+  return false;
+}
+
+int weir_test_fproxy_start(struct weir_test_fproxy *p, const char *target_endpoint, uint64_t seed,
+                           const char *rules_json_or_NULL, char *why, size_t why_cap) {
+  char script[PATH_MAX], seed_s[32], line[256];
+  int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1};
+  const char *rules = rules_json_or_NULL != NULL ? rules_json_or_NULL : "[]";
+  size_t len = 0;
+  int64_t deadline;
+  json_t *root;
+
+  memset(p, 0, sizeof(*p));
+  p->stdin_fd = -1;
+  if (!fproxy_have_node()) {
+    snprintf(why, why_cap, "node is not on PATH: install Node.js to run the fault-proxy tests");
+    return WEIR_TEST_KSERVER_SKIP;
+  }
+  fproxy_script(script, sizeof(script));
+  snprintf(seed_s, sizeof(seed_s), "%" PRIu64, seed);
+  if (pipe(in_pipe) != 0 || pipe(out_pipe) != 0) {
+    snprintf(why, why_cap, "pipe: %s", strerror(errno));
+    goto fail;
+  }
+  p->pid = fork();
+  if (p->pid < 0) {
+    snprintf(why, why_cap, "fork: %s", strerror(errno));
+    p->pid = 0;
+    goto fail;
+  }
+  if (p->pid == 0) {
+    dup2(in_pipe[0], 0);
+    dup2(out_pipe[1], 1);
+    close(in_pipe[0]);
+    close(in_pipe[1]);
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    /* A sanitizer shim preloaded into the tests has no business in node. */
+    unsetenv("LD_PRELOAD");
+    execlp("node", "node", script, "--target", target_endpoint, "--seed", seed_s, "--rules", rules,
+           (char *)NULL);
+    _exit(127);
+  }
+  close(in_pipe[0]);
+  close(out_pipe[1]);
+  in_pipe[0] = out_pipe[1] = -1;
+  p->stdin_fd = in_pipe[1];
+  in_pipe[1] = -1;
+  fcntl(p->stdin_fd, F_SETFD, FD_CLOEXEC);
+
+  /* One JSON line: {"port":P}. */
+  deadline = fproxy_now_ms() + FPROXY_START_TIMEOUT_MS;
+  while (len == 0 || line[len - 1] != '\n') {
+    struct pollfd pfd = {out_pipe[0], POLLIN, 0};
+    int64_t left = deadline - fproxy_now_ms();
+    ssize_t n;
+    if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
+      snprintf(why, why_cap, "fault_proxy.js did not report its port within %d ms",
+               FPROXY_START_TIMEOUT_MS);
+      goto fail;
+    }
+    n = read(out_pipe[0], line + len, sizeof(line) - 1 - len);
+    if (n <= 0) {
+      snprintf(why, why_cap,
+               "fault_proxy.js exited before it was ready (bad rules? see its stderr above)");
+      goto fail;
+    }
+    len += (size_t)n;
+    if (len >= sizeof(line) - 1) {
+      snprintf(why, why_cap, "fault_proxy.js printed an overlong line");
+      goto fail;
+    }
+  }
+  line[len] = '\0';
+  close(out_pipe[0]);
+  out_pipe[0] = -1;
+  root = json_loads(line, 0, NULL);
+  p->port = (int)json_integer_value(json_object_get(root, "port"));
+  json_decref(root);
+  if (p->port <= 0) {
+    snprintf(why, why_cap, "fault_proxy.js printed no port: %s", line);
+    goto fail;
+  }
+  snprintf(p->endpoint, sizeof(p->endpoint), "http://127.0.0.1:%d", p->port);
+  return WEIR_TEST_KSERVER_OK;
+
+fail:
+  for (int i = 0; i < 2; i++) {
+    if (in_pipe[i] >= 0)
+      close(in_pipe[i]);
+    if (out_pipe[i] >= 0)
+      close(out_pipe[i]);
+  }
+  weir_test_fproxy_stop(p);
+  return WEIR_TEST_KSERVER_FAIL;
+}
+
+/* A bounded response buffer for the control calls. */
+struct fproxy_buf {
+  char *v; /* borrowed from the caller */
+  size_t len;
+  size_t cap; /* including the NUL */
+  bool overflow;
+};
+
+static size_t fproxy_write_cb(char *ptr, size_t size, size_t nmemb, void *data) {
+  struct fproxy_buf *b = data;
+  size_t n = size * nmemb;
+
+  if (b->len + n + 1 > b->cap) {
+    b->overflow = true;
+    return 0;
+  }
+  memcpy(b->v + b->len, ptr, n);
+  b->len += n;
+  b->v[b->len] = '\0';
+  return n;
+}
+
+/* One control call: GET (post_body NULL) or POST of post_body to path; the answer into out.
+ * Returns the HTTP status, or -1 when the call failed or the answer did not fit. */
+static long fproxy_control(struct weir_test_fproxy *p, const char *path, const char *post_body,
+                           char *out, size_t cap) {
+  char url[128];
+  struct fproxy_buf b = {out, 0, cap, false};
+  struct curl_slist *hdrs = NULL;
+  long status = -1;
+  CURL *h;
+
+  if (p->port <= 0 || cap == 0)
+    return -1;
+  out[0] = '\0';
+  h = curl_easy_init();
+  if (h == NULL)
+    return -1;
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", p->port, path);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)FPROXY_CONTROL_TIMEOUT_MS);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fproxy_write_cb);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+  if (post_body != NULL) {
+    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, post_body);
+  }
+  if (curl_easy_perform(h) == CURLE_OK && !b.overflow)
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(hdrs);
+  curl_easy_cleanup(h);
+  return status;
+}
+
+int weir_test_fproxy_set_rules(struct weir_test_fproxy *p, const char *rules_json) {
+  char answer[1024];
+  long status = fproxy_control(p, "/__proxy/rules", rules_json, answer, sizeof(answer));
+
+  if (status != 200) {
+    fprintf(stderr, "fault proxy: rules refused (HTTP %ld): %s\n", status, answer);
+    return -1;
+  }
+  return 0;
+}
+
+int weir_test_fproxy_stats(struct weir_test_fproxy *p, char *json, size_t cap) {
+  return fproxy_control(p, "/__proxy/stats", NULL, json, cap) == 200 ? 0 : -1;
+}
+
+long weir_test_fproxy_injected(struct weir_test_fproxy *p, const char *fault) {
+  char *buf = malloc(FPROXY_STATS_MAX);
+  json_t *root = NULL, *v;
+  long n = -1;
+
+  if (buf == NULL)
+    return -1;
+  if (weir_test_fproxy_stats(p, buf, FPROXY_STATS_MAX) != 0)
+    goto done;
+  root = json_loads(buf, 0, NULL);
+  if (!json_is_object(json_object_get(root, "injected")))
+    goto done;
+  v = json_object_get(json_object_get(root, "injected"), fault);
+  n = json_is_integer(v) ? (long)json_integer_value(v) : 0;
+
+done:
+  json_decref(root);
+  free(buf);
+  return n;
+}
+
+void weir_test_fproxy_stop(struct weir_test_fproxy *p) {
+  int status;
+
+  if (p->stdin_fd >= 0) {
+    close(p->stdin_fd);
+    p->stdin_fd = -1;
+  }
+  if (p->pid > 0) {
+    int64_t deadline = fproxy_now_ms() + FPROXY_STOP_GRACE_MS;
+    kill(p->pid, SIGTERM);
+    while (waitpid(p->pid, &status, WNOHANG) == 0) {
+      if (fproxy_now_ms() > deadline) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, &status, 0);
+        break;
+      }
+      usleep(20000);
+    }
+    p->pid = 0;
+  }
+  p->port = 0;
+}
