@@ -50,6 +50,10 @@ struct weir__coord {
   uint64_t last_id;        /* newest id begun in the store */
   uint64_t pending;        /* id in flight, 0 = none */
   bool pending_failed;
+  /* First store failure of the pending checkpoint: its code and message (the store keeps its
+   * message per thread, and puts run on task threads), used as the abort reason. */
+  int store_rc;
+  char store_err[400];
   bool begun; /* the pending id was recorded in the store (a large blob went there early) */
   /* Small blobs of the pending checkpoint, written by its one synced commit. */
   struct weir__ckpt_put *held;
@@ -100,6 +104,88 @@ static struct node *node_by_uid(weir_job *job, const char *uid) {
 
 /* ---- restore validation ------------------------------------------------------------------ */
 
+static int verify_cb(void *data, int subtask, weir_buf blob) {
+  (void)data;
+  (void)subtask;
+  (void)blob;
+  return 0;
+}
+
+/* Verifies the frame (length and checksum) of every snapshot blob of checkpoint `meta` that
+ * this job will restore, so on-disk damage shows before any task starts. WEIR_EPARSE names
+ * id, uid and subtask in weir__ckpt_store_last_error(). */
+static int verify_blobs(weir_job *job, struct weir__coord *c,
+                        const Weir__Ckpt__CheckpointMetadata *meta) {
+  size_t i;
+  int rc;
+
+  for (i = 0; i < meta->n_operators; i++)
+    if (node_by_uid(job, meta->operators[i]->uid) != NULL &&
+        (rc = weir__ckpt_store_foreach_blob(c->store, meta->checkpoint_id, meta->operators[i]->uid,
+                                            verify_cb, NULL)) != 0)
+      return rc;
+  return 0;
+}
+
+/* Whether complete checkpoint `id` reads back intact: metadata and blobs. */
+static int probe_intact(weir_job *job, struct weir__coord *c, uint64_t id) {
+  Weir__Ckpt__CheckpointMetadata *meta = NULL;
+  int rc;
+
+  if ((rc = weir__ckpt_store_read_meta(c->store, id, &meta)) == 0)
+    rc = verify_blobs(job, c, meta);
+  weir__ckpt_meta_free(meta);
+  return rc;
+}
+
+/*
+ * The checkpoint an automatic restore uses: the newest complete one that reads back intact.
+ * A damaged newer one is skipped with a warning (as Flink falls back to an older retained
+ * checkpoint); only on-disk damage (WEIR_EPARSE) is skipped, other errors fail the start.
+ * *id = 0 when the store holds no complete checkpoint.
+ */
+static int pick_intact(weir_job *job, struct weir__coord *c, const struct weir__ckpt_info *infos,
+                       size_t n, uint64_t *id) {
+  char first[400] = "";
+  uint64_t newest = 0;
+  size_t i;
+  int rc;
+
+  *id = 0;
+  for (i = n; i-- > 0;) {
+    if (!infos[i].complete && !infos[i].damaged)
+      continue;
+    /* A damaged record fails read_meta with WEIR_EPARSE ("checkpoint record is damaged"). */
+    rc = probe_intact(job, c, infos[i].id);
+    if (rc == 0) {
+      if (newest != 0)
+        WEIR_LOG_WARN("restore: checkpoint %" PRIu64 " in %s is damaged (%s); falling back to "
+                      "checkpoint %" PRIu64 ", the newest intact one",
+                      newest, job->ckpt.dir, first, infos[i].id);
+      *id = infos[i].id;
+      return 0;
+    }
+    if (rc != WEIR_EPARSE) {
+      weir__job_set_error(job, "restore: checkpoint %" PRIu64 " in %s: %s", infos[i].id,
+                          job->ckpt.dir, weir__ckpt_store_last_error());
+      return rc;
+    }
+    if (newest == 0) {
+      newest = infos[i].id;
+      snprintf(first, sizeof(first), "%s", weir__ckpt_store_last_error());
+    }
+    WEIR_LOG_WARN("restore: skipping damaged checkpoint %" PRIu64 " in %s", infos[i].id,
+                  job->ckpt.dir);
+  }
+  if (newest == 0)
+    return 0;
+  weir__job_set_error(job,
+                      "restore: no intact checkpoint in %s; the newest, %" PRIu64 ": %s; move "
+                      "the directory aside to start without state",
+                      job->ckpt.dir, newest, first);
+  return WEIR_EPARSE;
+}
+
 static int check_restore(weir_job *job, struct weir__coord *c, uint64_t id) {
   Weir__Ckpt__CheckpointMetadata *meta = NULL;
   size_t i;
@@ -147,6 +233,11 @@ static int check_restore(weir_job *job, struct weir__coord *c, uint64_t id) {
     }
     c->restored_par[n - job->nodes] = (int)oi->parallelism;
   }
+  if ((rc = verify_blobs(job, c, meta)) != 0) {
+    weir__job_set_error(job, "restore: checkpoint %" PRIu64 " in %s: %s", id, job->ckpt.dir,
+                        weir__ckpt_store_last_error());
+    goto out;
+  }
   for (i = 0; i < job->n_nodes; i++) {
     struct node *n = &job->nodes[i];
 
@@ -182,11 +273,30 @@ static int lock_dir(weir_job *job, struct weir__coord *c) {
     return WEIR_ESYS;
   }
   if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    weir__job_set_error(job,
-                        "checkpoint dir %s is in use by another running job; give each "
-                        "job its own directory",
-                        job->ckpt.dir);
+    char holder[32] = "";
+    ssize_t got = pread(c->lock_fd, holder, sizeof(holder) - 1, 0);
+    long pid = got > 0 ? strtol(holder, NULL, 10) : 0;
+
+    if (pid > 0)
+      weir__job_set_error(job,
+                          "checkpoint dir %s is in use by another running job (process %ld "
+                          "holds %s); give each job its own directory",
+                          job->ckpt.dir, pid, path);
+    else
+      weir__job_set_error(job,
+                          "checkpoint dir %s is in use by another running job (it holds %s); "
+                          "give each job its own directory",
+                          job->ckpt.dir, path);
     return WEIR_EEXIST;
+  }
+  /* The holder's pid, for the error above (advisory: the flock is what excludes). */
+  {
+    char me[32];
+    int len = snprintf(me, sizeof(me), "%ld\n", (long)getpid());
+
+    if (ftruncate(c->lock_fd, 0) != 0 || pwrite(c->lock_fd, me, (size_t)len, 0) != len)
+      WEIR_LOG_WARN("checkpoint dir %s: cannot record this process in %s: %s", job->ckpt.dir, path,
+                    strerror(errno));
   }
   return 0;
 }
@@ -292,13 +402,12 @@ int weir__coord_open(weir_job *job) {
   for (i = 0; i < n; i++)
     if (infos[i].id > c->last_id)
       c->last_id = infos[i].id;
-  free(infos);
   id = job->ckpt.restore_id;
-  if (id == 0 && (rc = weir__ckpt_store_latest(c->store, &id)) != 0 && rc != WEIR_ENOTFOUND) {
-    weir__job_set_error(job, "checkpoint store %s: %s", job->ckpt.dir,
-                        weir__ckpt_store_last_error());
+  rc = id == 0 ? pick_intact(job, c, infos, n, &id) : 0;
+  free(infos);
+  infos = NULL;
+  if (rc != 0)
     goto fail;
-  }
   if (id != 0 && (rc = check_restore(job, c, id)) != 0)
     goto fail;
   c->last_end = weir__now_ms();
@@ -383,6 +492,15 @@ static int hold_blob(struct weir__coord *c, const char *uid, int subtask, weir_b
   return 0;
 }
 
+/* Keeps the calling thread's last store error as the pending checkpoint's failure reason (the
+ * first one wins); coord->mu held. */
+static void note_store_error(struct weir__coord *c, int rc) {
+  if (c->store_rc != 0)
+    return;
+  c->store_rc = rc;
+  snprintf(c->store_err, sizeof(c->store_err), "%s", weir__ckpt_store_last_error());
+}
+
 /* Stores a task's blobs for checkpoint `id`; coord->mu held. */
 static int put_blobs(struct weir__coord *c, uint64_t id, const struct task *t,
                      const struct ckpt_blob *blobs, size_t n) {
@@ -397,12 +515,14 @@ static int put_blobs(struct weir__coord *c, uint64_t id, const struct task *t,
       continue;
     if (!c->begun && (rc = weir__ckpt_store_begin(c->store, id)) != 0) {
       WEIR_LOG_ERR("[ckpt %" PRIu64 "] begin: %s", id, weir__ckpt_store_last_error());
+      note_store_error(c, rc);
       return rc;
     }
     c->begun = true;
     if ((rc = weir__ckpt_store_put(c->store, id, uid, t->subtask, b)) != 0) {
       WEIR_LOG_ERR("[ckpt %" PRIu64 "] storing '%s' subtask %d: %s", id, uid, t->subtask,
                    weir__ckpt_store_last_error());
+      note_store_error(c, rc);
       return rc;
     }
   }
@@ -418,9 +538,10 @@ static void count_failure(struct weir__coord *c, uint64_t id, int rc, const char
   if (c->consecutive_failures > c->job->ckpt.tolerable_failures && c->fail_msg[0] == '\0') {
     c->fail_rc = rc;
     snprintf(c->fail_msg, sizeof(c->fail_msg),
-             "checkpoint %" PRIu64 " failed (%s) and %d consecutive failures are tolerated; "
-             "raise the checkpoint timeout or the tolerable failures",
-             id, why, c->job->ckpt.tolerable_failures);
+             "checkpoint %" PRIu64 " failed (%s) and %d consecutive failures are tolerated; %s", id,
+             why, c->job->ckpt.tolerable_failures,
+             rc == WEIR_ETIMEDOUT ? "raise the checkpoint timeout or the tolerable failures"
+                                  : "fix the cause or raise the tolerable failures");
   }
 }
 
@@ -434,6 +555,8 @@ static void trigger(struct weir__coord *c) {
   free_held(c);
   c->pending = id;
   c->pending_failed = false;
+  c->store_rc = 0;
+  c->store_err[0] = '\0';
   c->pending_start = weir__now_ms();
   c->pending_start_us = mono_us();
   c->pending_wall = wall_ms();
@@ -527,6 +650,7 @@ static int complete(struct weir__coord *c) {
   c->begun = false;
   if (rc != 0) {
     WEIR_LOG_ERR("[ckpt %" PRIu64 "] commit: %s", id, weir__ckpt_store_last_error());
+    note_store_error(c, rc);
     goto out;
   }
   {
@@ -574,7 +698,9 @@ static void *coord_main(void *arg) {
 
       if (c->acks == job->n_tasks) {
         if (c->pending_failed || complete(c) != 0)
-          fail_pending(c, WEIR_EIO, "a snapshot or the commit could not be stored");
+          fail_pending(c, c->store_rc != 0 ? c->store_rc : WEIR_EIO,
+                       c->store_err[0] != '\0' ? c->store_err
+                                               : "a snapshot or the commit could not be stored");
       } else if (now >= c->pending_start + job->ckpt.timeout_ms) {
         fail_pending(c, WEIR_ETIMEDOUT, "timed out");
       } else {

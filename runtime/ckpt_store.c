@@ -92,7 +92,11 @@ static int lmdb_fail(const struct weir__ckpt_store *s, uint64_t id, const char *
   const char *hint = "";
 
   if (mrc == MDB_MAP_FULL)
-    hint = "; the checkpoint store is full: raise its map size or retain fewer checkpoints";
+    hint = "; the checkpoint store is full: raise its map size (weir_job_set_checkpoint_map_size, "
+           "or checkpoint.max_size in a pipeline file) or retain fewer checkpoints";
+  else if (mrc == ENOSPC || mrc == EDQUOT)
+    hint = "; the file system holding the checkpoint directory is full: free space there (the "
+           "latest complete checkpoint is intact)";
   else if (mrc == MDB_READERS_FULL)
     hint = "; raise the store's max readers";
   if (id != 0)
@@ -181,6 +185,35 @@ static bool frame_read(MDB_val v, int *type, weir_buf *payload, char *why, size_
   payload->ptr = p + WEIR__CKPT_FRAME_HEADER;
   payload->len = (size_t)len;
   return true;
+}
+
+int weir__ckpt_frame_decode(const uint8_t *p, size_t len, int *type, weir_buf *payload, char *why,
+                            size_t why_len) {
+  MDB_val v = {len, (void *)(uintptr_t)p};
+
+  return frame_read(v, type, payload, why, why_len) ? 0 : WEIR_EPARSE;
+}
+
+int weir__ckpt_meta_decode(weir_buf payload, uint64_t id, Weir__Ckpt__CheckpointMetadata **meta,
+                           char *why, size_t why_len) {
+  Weir__Ckpt__CheckpointMetadata *m;
+
+  *meta = NULL;
+  m = weir__ckpt__checkpoint_metadata__unpack(NULL, payload.len, payload.ptr);
+  if (m == NULL) {
+    snprintf(why, why_len, "metadata does not decode (corrupt)");
+    return WEIR_EPARSE;
+  }
+  if (m->format_version != WEIR__CKPT_META_FORMAT_VERSION || m->checkpoint_id != id) {
+    snprintf(why, why_len,
+             "metadata format version %u (this build reads %u), id %" PRIu64
+             ": unsupported or corrupt",
+             m->format_version, WEIR__CKPT_META_FORMAT_VERSION, m->checkpoint_id);
+    weir__ckpt__checkpoint_metadata__free_unpacked(m, NULL);
+    return WEIR_EPARSE;
+  }
+  *meta = m;
+  return 0;
 }
 
 /* Blob key: id | uid | 0x00 | subtask; with subtask < 0 only the (id, uid) prefix. */
@@ -911,13 +944,18 @@ int weir__ckpt_store_list(struct weir__ckpt_store *s, struct weir__ckpt_info **o
   }
   for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0 && cnt < st.ms_entries;
        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-    if (k.mv_size != 8 || !frame_read(v, &type, &payload, why, sizeof(why))) {
-      rc = fail(WEIR_EPARSE, "[ckpt store] %s: a checkpoint record is damaged: %s", s->dir,
-                k.mv_size != 8 ? "bad key" : why);
+    if (k.mv_size != 8) {
+      rc = fail(WEIR_EPARSE, "[ckpt store] %s: a checkpoint record is damaged: bad key", s->dir);
       goto out;
     }
     arr[cnt].id = get_be64(k.mv_data);
-    arr[cnt].complete = type == FRAME_COMPLETE;
+    /* A record whose frame is damaged is listed as such: restore skips it, retention
+     * collects it, and the ids of new checkpoints still go beyond it. */
+    arr[cnt].damaged = !frame_read(v, &type, &payload, why, sizeof(why));
+    if (arr[cnt].damaged)
+      WEIR_LOG_WARN("[ckpt %" PRIu64 "] %s: checkpoint record is damaged: %s", arr[cnt].id, s->dir,
+                    why);
+    arr[cnt].complete = !arr[cnt].damaged && type == FRAME_COMPLETE;
     cnt++;
   }
   if (mrc != 0 && mrc != MDB_NOTFOUND) {
@@ -940,9 +978,9 @@ out:
 
 int weir__ckpt_store_read_meta(struct weir__ckpt_store *s, uint64_t id,
                                Weir__Ckpt__CheckpointMetadata **meta) {
-  Weir__Ckpt__CheckpointMetadata *m = NULL;
   MDB_txn *txn = NULL;
   weir_buf payload;
+  char why[200];
   int type, rc;
 
   last_err[0] = '\0';
@@ -961,26 +999,15 @@ int weir__ckpt_store_read_meta(struct weir__ckpt_store *s, uint64_t id,
     goto out;
   }
   /* Decoded while the read transaction lives: protobuf-c copies what it keeps. */
-  m = weir__ckpt__checkpoint_metadata__unpack(NULL, payload.len, payload.ptr);
-  if (m == NULL) {
-    rc = fail(WEIR_EPARSE, "[ckpt %" PRIu64 "] %s: metadata does not decode (corrupt)", id, s->dir);
+  if ((rc = weir__ckpt_meta_decode(payload, id, meta, why, sizeof(why))) != 0) {
+    rc = fail(rc, "[ckpt %" PRIu64 "] %s: %s", id, s->dir, why);
     goto out;
   }
-  if (m->format_version != WEIR__CKPT_META_FORMAT_VERSION || m->checkpoint_id != id) {
-    rc = fail(WEIR_EPARSE,
-              "[ckpt %" PRIu64 "] %s: metadata format version %u (this build reads %u), id %" PRIu64
-              ": unsupported or corrupt",
-              id, s->dir, m->format_version, WEIR__CKPT_META_FORMAT_VERSION, m->checkpoint_id);
-    goto out;
-  }
-  *meta = m;
-  m = NULL;
 
 out:
   if (txn != NULL)
     mdb_txn_abort(txn);
   unlock(s);
-  weir__ckpt_meta_free(m);
   return rc;
 }
 

@@ -149,11 +149,13 @@ int weir__ckpt_store_latest(struct weir__ckpt_store *s, uint64_t *id);
 struct weir__ckpt_info {
   uint64_t id;
   bool complete;
+  bool damaged; /* the record's frame does not verify (complete is then false) */
 };
 
 /*
- * Every checkpoint the store holds, ascending by id. *out is transferred (free() it; NULL when
- * *n is 0). Returns 0, WEIR_ENOMEM, WEIR_EIO.
+ * Every checkpoint the store holds, ascending by id, damaged records included (flagged, and
+ * logged as a warning). *out is transferred (free() it; NULL when *n is 0). Returns 0,
+ * WEIR_ENOMEM, WEIR_EIO, WEIR_EPARSE (a key that is not a checkpoint id).
  */
 int weir__ckpt_store_list(struct weir__ckpt_store *s, struct weir__ckpt_info **out, size_t *n);
 
@@ -165,6 +167,23 @@ int weir__ckpt_store_list(struct weir__ckpt_store *s, struct weir__ckpt_info **o
 int weir__ckpt_store_read_meta(struct weir__ckpt_store *s, uint64_t id,
                                Weir__Ckpt__CheckpointMetadata **meta);
 void weir__ckpt_meta_free(Weir__Ckpt__CheckpointMetadata *meta);
+
+/*
+ * The decoding steps of the reads above, without the store (for tests and fuzzing). Both are
+ * pure and reentrant.
+ *
+ * weir__ckpt_frame_decode verifies one framed value p[0..len) (magic, frame version, length,
+ * checksum, type); on 0, *type is the frame type (1 pending, 2 complete, 3 snapshot) and
+ * *payload views into p. WEIR_EPARSE otherwise, with `why` (why_len bytes) saying what is wrong.
+ *
+ * weir__ckpt_meta_decode decodes a COMPLETE frame's payload (borrowed for the call) as the
+ * metadata of checkpoint `id`: 0 with *meta transferred (weir__ckpt_meta_free), or WEIR_EPARSE
+ * (does not decode, unknown format version, other id) with `why` set.
+ */
+int weir__ckpt_frame_decode(const uint8_t *p, size_t len, int *type, weir_buf *payload, char *why,
+                            size_t why_len);
+int weir__ckpt_meta_decode(weir_buf payload, uint64_t id, Weir__Ckpt__CheckpointMetadata **meta,
+                           char *why, size_t why_len);
 
 /*
  * Copies out the verified blob of (id, uid, subtask). *ptr is transferred (free()); it may be

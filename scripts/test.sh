@@ -4,7 +4,8 @@
 #      compiled against the installed library through pkg-config;
 #   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   3. the same suite under ThreadSanitizer;
-#   4. a clang-format check of every C file.
+#   4. a clang-format check of every C file;
+#   5. every libFuzzer target for FUZZ_SECONDS (default 20) seconds (scripts/fuzz.sh).
 # Usage: bash scripts/test.sh        (from the repository root, as root or with sudo)
 # WEIR_TEST_SKIP_SAN=1 skips steps 2 and 3 (a quick local run; CI never sets it).
 set -euo pipefail
@@ -58,6 +59,13 @@ if [ "${WEIR_TEST_SKIP_SAN:-0}" != 1 ]; then
     build_and_test build-ci-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEIR_TSAN=ON \
     -DWEIR_BUILD_BENCH=OFF
   runner=()
+fi
+
+# libFuzzer targets (fuzz/), each for a bounded time; a crash fails the run.
+# FUZZ_SECONDS sets the time per target (0 skips the step).
+if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
+  step "fuzzing (${FUZZ_SECONDS:-20} s per target)"
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 fi
 
 step "all tests passed"

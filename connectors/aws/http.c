@@ -1,5 +1,7 @@
 /* http.c: signed HTTP/1.1 requests over libcurl easy handles, one or several at a time. */
 #include <curl/curl.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -38,8 +40,51 @@ struct weir_http {
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static int global_rc;
 
+/*
+ * libcurl's memory goes through these: every block is zeroed before it is freed, so request
+ * buffers that held the session token (X-Amz-Security-Token) do not linger in freed heap, where
+ * a core dump would show them. realloc is malloc, copy and a zeroing free. Not on a per-record
+ * path: curl allocates per request and per connection.
+ */
+static void *zmalloc(size_t n) {
+  return malloc(n);
+}
+
+static void zfree(void *p) {
+  if (p != NULL) {
+    OPENSSL_cleanse(p, malloc_usable_size(p));
+    free(p);
+  }
+}
+
+static void *zrealloc(void *p, size_t n) {
+  size_t old;
+  void *q;
+
+  if (p == NULL)
+    return malloc(n);
+  old = malloc_usable_size(p);
+  if ((q = malloc(n > 0 ? n : 1)) == NULL)
+    return NULL;
+  memcpy(q, p, old < n ? old : n);
+  zfree(p);
+  return q;
+}
+
+static char *zstrdup(const char *str) {
+  return strdup(str);
+}
+
+static void *zcalloc(size_t n, size_t size) {
+  return calloc(n, size);
+}
+
+/* If the host program initialised libcurl first, its allocator stays (curl keeps the first). */
 static void global_init_once(void) {
-  global_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : WEIR_EIO;
+  global_rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, zmalloc, zfree, zrealloc, zstrdup,
+                                   zcalloc) == CURLE_OK
+                  ? 0
+                  : WEIR_EIO;
 }
 
 int weir__http_global_init(void) {
@@ -171,12 +216,21 @@ fail:
   return rc;
 }
 
+/* Frees a header list, zeroing its lines first: they carry the session token. */
+static void free_headers(struct curl_slist *l) {
+  struct curl_slist *it;
+
+  for (it = l; it != NULL; it = it->next)
+    OPENSSL_cleanse(it->data, strlen(it->data));
+  curl_slist_free_all(l);
+}
+
 void weir__http_destroy(struct weir_http *h) {
   if (h == NULL)
     return;
   if (h->easy != NULL)
     curl_easy_cleanup(h->easy);
-  curl_slist_free_all(h->hdr_list);
+  free_headers(h->hdr_list);
   curl_slist_free_all(h->resolve);
   free(h->resolve_entry);
   free(h->ca_file);
@@ -234,7 +288,9 @@ static int append_header(struct curl_slist **list, const char *name, const char 
     n = snprintf(line, sizeof(line), "%s: %s", name, value);
   if (n < 0 || (size_t)n >= sizeof(line))
     return WEIR_ETOOBIG;
-  if ((l = curl_slist_append(*list, line)) == NULL)
+  l = curl_slist_append(*list, line);
+  OPENSSL_cleanse(line, (size_t)n);
+  if (l == NULL)
     return WEIR_ENOMEM;
   *list = l;
   return 0;
@@ -270,7 +326,7 @@ static int prepare(struct weir_http *h, const struct weir_http_request *req,
   for (size_t i = 0; i < req->n_headers; i++)
     hdrs[n++] = req->headers[i];
 
-  curl_slist_free_all(h->hdr_list);
+  free_headers(h->hdr_list);
   h->hdr_list = NULL;
   for (size_t i = 0; i < n; i++)
     if ((rc = append_header(&h->hdr_list, hdrs[i].name, hdrs[i].value)) != 0)
@@ -345,9 +401,20 @@ static int finish(struct weir_http *h, CURLcode cc, struct weir_http_response *r
       snprintf(resp->error, sizeof(resp->error), "response body larger than %zu bytes",
                h->max_response);
     } else {
+      bool tls = cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+                 cc == CURLE_SSL_ISSUER_ERROR;
+      /* Verification is always on; say how to trust a private CA instead of turning it off. */
+      const char *msg = h->errbuf[0] != '\0' ? h->errbuf : curl_easy_strerror(cc);
+      const char *hint = tls ? " (TLS certificate not trusted: for a private CA set ca_file to "
+                               "its PEM file; the URL's host must be a name the certificate holds)"
+                             : "";
+      size_t hl = strlen(hint), ml = strlen(msg);
+
       rc = cc == CURLE_OPERATION_TIMEDOUT ? WEIR_ETIMEDOUT : WEIR_EIO;
-      snprintf(resp->error, sizeof(resp->error), "%s",
-               h->errbuf[0] != '\0' ? h->errbuf : curl_easy_strerror(cc));
+      if (ml > sizeof(resp->error) - 1 - hl)
+        ml = sizeof(resp->error) - 1 - hl;
+      memcpy(resp->error, msg, ml);
+      memcpy(resp->error + ml, hint, hl + 1);
     }
     resp->status = rc == WEIR_ETOOBIG ? resp->status : 0;
   }

@@ -839,9 +839,12 @@ static int build_sts(struct weir_sigv4_signer *s, const struct prep *p, char *st
   int rc, n;
 
   sink_init(&k, s, NULL, 0);
-  if ((rc = put_canonical_request(&k, s, p)) != 0)
-    return rc;
-  if ((rc = sink_finish(&k, h)) != 0)
+  rc = put_canonical_request(&k, s, p);
+  if (rc == 0)
+    rc = sink_finish(&k, h);
+  /* The staging buffer held the canonical request, session token included. */
+  OPENSSL_cleanse(&k, sizeof(k));
+  if (rc != 0)
     return rc;
   to_hex(h, 32, hex);
   n = snprintf(sts, STS_MAX + 1, WEIR_SIGV4_ALGORITHM "\n%.16s\n%.*s\n%s", p->req->amz_date,

@@ -159,6 +159,13 @@ int weir__kinesis_list_shards(weir_kinesis_client *c,
                               struct weir_kinesis_shard_list *out, char *next_token,
                               size_t next_token_cap);
 
+/* Parses a ListShards response body (exposed for tests and fuzzing): appends its shards to
+ * `out` and copies NextToken as weir__kinesis_list_shards does. 0, WEIR_EPARSE or WEIR_ETOOBIG;
+ * on failure `out` may hold the shards parsed before the bad one. */
+int weir__kinesis_parse_list_shards(const uint8_t *body, size_t len,
+                                    struct weir_kinesis_shard_list *out, char *next_token,
+                                    size_t next_token_cap);
+
 /* Every shard of a stream (all pages; `filter` as in the request, NULL = none). */
 int weir__kinesis_list_all_shards(weir_kinesis_client *c, const char *stream,
                                   const struct weir_kinesis_list_shards_req *filter,

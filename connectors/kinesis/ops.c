@@ -142,14 +142,62 @@ static int parse_shard(const json_t *o, struct weir_kinesis_shard *s) {
   return 0;
 }
 
+/* Appends the shards of a ListShards response `root` (NULL for an empty body) to `out` and
+ * copies its NextToken (see weir__kinesis_list_shards). On failure *why says what was wrong. */
+static int parse_list_shards(const json_t *root, struct weir_kinesis_shard_list *out,
+                             char *next_token, size_t next_token_cap, const char **why) {
+  const json_t *shards;
+  const char *tok;
+
+  *why = "ListShards response without a valid Shards list";
+  if (root == NULL || !json_is_array(shards = json_object_get(root, "Shards")))
+    return WEIR_EPARSE;
+  if (out->len > out->cap || json_array_size(shards) > out->cap - out->len) {
+    *why = "more shards than the list holds";
+    return WEIR_ETOOBIG;
+  }
+  for (size_t i = 0; i < json_array_size(shards); i++) {
+    if (parse_shard(json_array_get(shards, i), &out->v[out->len]) != 0)
+      return WEIR_EPARSE;
+    out->len++;
+  }
+  tok = get_str(root, "NextToken");
+  if (next_token != NULL) {
+    if (tok == NULL)
+      tok = "";
+    if (strlen(tok) >= next_token_cap) {
+      *why = "NextToken longer than the caller's buffer";
+      return WEIR_ETOOBIG;
+    }
+    memcpy(next_token, tok, strlen(tok) + 1);
+  }
+  return 0;
+}
+
+int weir__kinesis_parse_list_shards(const uint8_t *body, size_t len,
+                                    struct weir_kinesis_shard_list *out, char *next_token,
+                                    size_t next_token_cap) {
+  json_t *root = json_loadb((const char *)body, len, 0, NULL);
+  const char *why;
+  int rc;
+
+  if (!json_is_object(root)) {
+    json_decref(root);
+    return WEIR_EPARSE;
+  }
+  rc = parse_list_shards(root, out, next_token, next_token_cap, &why);
+  json_decref(root);
+  return rc;
+}
+
 int weir__kinesis_list_shards(weir_kinesis_client *c,
                               const struct weir_kinesis_list_shards_req *req,
                               struct weir_kinesis_shard_list *out, char *next_token,
                               size_t next_token_cap) {
   const enum weir_kinesis_op op = WEIR_KINESIS_OP_LIST_SHARDS;
   struct weir_kjson *b = &c->body;
-  json_t *root = NULL, *shards;
-  const char *tok;
+  json_t *root = NULL;
+  const char *why;
   int rc;
 
   if (req == NULL || out == NULL || (req->next_token == NULL && !valid_name(req->stream, 128)) ||
@@ -191,34 +239,9 @@ int weir__kinesis_list_shards(weir_kinesis_client *c,
   weir__kjson_lit(b, "}");
   if ((rc = call_json(c, op, req->stream, &root)) != 0)
     return rc;
-  rc = WEIR_EPARSE;
-  if (root == NULL || !json_is_array(shards = json_object_get(root, "Shards")))
-    goto fail;
-  if (json_array_size(shards) > out->cap - out->len) {
-    rc = local_error(c, op, WEIR_ETOOBIG, "more shards than the list holds");
-    goto done;
-  }
-  for (size_t i = 0; i < json_array_size(shards); i++) {
-    if (parse_shard(json_array_get(shards, i), &out->v[out->len]) != 0)
-      goto fail;
-    out->len++;
-  }
-  tok = get_str(root, "NextToken");
-  if (next_token != NULL) {
-    if (tok == NULL)
-      tok = "";
-    if (strlen(tok) >= next_token_cap) {
-      rc = local_error(c, op, WEIR_ETOOBIG, "NextToken longer than the caller's buffer");
-      goto done;
-    }
-    strcpy(next_token, tok);
-  }
-  rc = 0;
-  goto done;
-
-fail:
-  rc = local_error(c, op, WEIR_EPARSE, "ListShards response without a valid Shards list");
-done:
+  rc = parse_list_shards(root, out, next_token, next_token_cap, &why);
+  if (rc != 0)
+    rc = local_error(c, op, rc, why);
   json_decref(root);
   return rc;
 }
