@@ -263,8 +263,13 @@ int weir__kinesis_call(weir_kinesis_client *c, enum weir_kinesis_op op, const ch
   }
   rc = weir__kinesis_error_rc(err);
   err->rc = rc;
-  WEIR_LOG_ERR("[kinesis %s %s] %s%s%s (HTTP %ld, %d attempt%s)", op_names[op], stream, err->code,
-               err->message[0] ? ": " : "", err->message, err->http_status, err->attempts,
-               err->attempts == 1 ? "" : "s");
+  if (c->quiet)
+    WEIR_LOG_DEBUG("[kinesis %s %s] %s%s%s (HTTP %ld, %d attempt%s)", op_names[op], stream,
+                   err->code, err->message[0] ? ": " : "", err->message, err->http_status,
+                   err->attempts, err->attempts == 1 ? "" : "s");
+  else
+    WEIR_LOG_ERR("[kinesis %s %s] %s%s%s (HTTP %ld, %d attempt%s)", op_names[op], stream, err->code,
+                 err->message[0] ? ": " : "", err->message, err->http_status, err->attempts,
+                 err->attempts == 1 ? "" : "s");
   return rc;
 }

@@ -316,6 +316,7 @@ struct weir_kinesis_client {
   struct weir_kjson body;        /* request body, reused; bounded by the PutRecords limit */
   struct weir_kinesis_error err; /* the last failed call */
   char token_hdr[WEIR_AWS_SESSION_TOKEN_MAX + 1]; /* X-Amz-Security-Token value, per request */
+  bool quiet; /* final errors logged at debug level: the caller retries and logs (the sink) */
 };
 
 #endif /* WEIR_KINESIS_CLIENT_INT_H */

@@ -1,22 +1,20 @@
 /*
- * sink.c: the Kinesis sink: buffers records per subtask and writes them with PutRecords, one
- * request in flight per subtask, resending only the entries that failed, keeping per-key order,
- * and draining completely at every checkpoint barrier (at-least-once).
+ * sink.c: the Kinesis sink operator: configuration, per-subtask setup, turning records into
+ * buffered entries (serializer, partition key, limits), linger, barriers and metrics. The
+ * buffer and the order rule are in sink_batch.c, the sender threads in sink_send.c,
+ * aggregation in sink_agg.c, rate control in sink_rate.c and dead letters in sink_dlq.c (the
+ * module map is in sink_int.h).
  *
- * Order rule: a request holds at most one entry per partition key, and an entry is only taken
- * when no earlier entry with its key is still pending. Since there is one request in flight and
- * failed entries stay pending in their place, a record is never sent while an earlier record
- * with the same key is unacknowledged or awaiting retry.
- *
- * Memory: each subtask owns a fixed entry array (max_buffered_records) and a fixed byte arena
- * (max_buffered_bytes), allocated in open. A flush always drains the whole buffer, after which
- * both are reset, so nothing is allocated per record and nothing grows.
+ * Guarantee: at-least-once. At a barrier (and at the end of input) the subtask sends
+ * everything buffered and waits until every entry is acknowledged before the barrier goes on;
+ * an error on the way fails the job, so a checkpoint never completes with records unsent.
  *
  * Threads: the shared `struct ksink` is read-only after weir_job_add_kinesis_sink; a
- * `struct ksub` belongs to one subtask thread.
+ * `struct ksub` belongs to one subtask thread and its sender threads (see sink_int.h).
  */
 #include <inttypes.h>
 #include <openssl/crypto.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,439 +27,336 @@
 #include "connectors/kinesis/client_int.h"
 #include "connectors/kinesis/sink_int.h"
 #include "weir/kinesis.h"
+#include "weir/record.h"
 
 #define DEFAULT_BUFFERED_RECORDS 10000
 #define DEFAULT_BUFFERED_BYTES (8u << 20)
 #define DEFAULT_LINGER_MS 100
 /* Random partition keys: 16 hex digits. */
 #define RANDOM_PK_LEN 16
-/* Backoff between PutRecords rounds that left entries pending (full jitter, unbounded count). */
-#define RETRY_BASE_MS 50
-#define RETRY_MAX_MS 2000
-/* The key set of one request: a power of two at least twice the request's entry bound. */
-#define KEYSET_SLOTS 1024
+/* Arena slack above twice the largest record: keys and explicit hash keys. */
+#define ARENA_SLACK 4096
 
-/* Test hook (sink_int.h): written before jobs start, read by subtask threads. */
-static weir__ksink_fault_fn fault_fn;
-static void *fault_data;
-
-void weir__kinesis_sink_set_fault(weir__ksink_fault_fn fn, void *data) {
-  fault_fn = fn;
-  fault_data = data;
-}
-
-/* The node's data: the copied configuration, shared read-only by the subtasks. */
-struct ksink {
-  weir_kinesis_sink_config cfg; /* strings point at the copies below */
-  const char *stream;           /* copied, in the same allocation */
-  const char *partition_key;    /* copied, in the same allocation; NULL unless FIXED */
-  size_t alloc_size;            /* bytes of this allocation, zeroed before it is freed */
-};
-
-struct kentry {
-  size_t data_off, data_len; /* in the arena */
-  size_t key_off, key_len;   /* in the arena */
-  bool done;                 /* acknowledged */
-  bool in_req;               /* in the request being built or in flight */
-};
-
-/* One subtask. */
-struct ksub {
-  const struct ksink *sink;
-  weir_kinesis_client *client;
-  struct kentry *ents; /* cap_ents, FIFO in arrival order */
-  size_t n_ents, cap_ents;
-  size_t first_pending; /* entries before it are all done */
-  size_t pending;       /* entries not yet acknowledged */
-  uint8_t *arena;
-  size_t arena_len, arena_cap;
-  size_t record_limit; /* per-record bytes (data + key) the stream accepts */
-  int64_t oldest_ms;   /* monotonic time the oldest buffered record arrived; 0 = empty */
-  uint64_t rng;
-  bool failed; /* a fatal error happened: every later call fails */
-  /* Request scratch: entries and results for up to 500 entries, index into ents. */
-  struct weir_kinesis_put_entry req[WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS];
-  struct weir_kinesis_put_result res[WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS];
-  size_t req_idx[WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS];
-  int32_t keyset[KEYSET_SLOTS]; /* entry index + 1, 0 = empty */
-  /* Fault injection only (allocated in open when the hook is set): the entries sent. */
-  struct weir_kinesis_put_entry *fi_req;
-  struct weir_kinesis_put_result *fi_res;
-  size_t *fi_map;
-  /* Counters (read by tests through the log; metrics come later). */
-  uint64_t records_out, bytes_out, put_calls, entries_failed, throttled, retries, dropped;
-  bool logged_drop;
-};
-
-static int64_t mono_ms(void) {
+int64_t weir__ksink_now_ms(void) {
   struct timespec ts;
+
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static bool cancelled(const weir_ctx *ctx) {
-  return atomic_load_explicit(&ctx->task->job->cancelled, memory_order_relaxed);
+bool weir__ksink_cancelled(const struct ksub *s) {
+  return atomic_load_explicit(&s->ctx->task->job->cancelled, memory_order_relaxed);
 }
 
-/* Sleeps ms in short slices; false when the job was cancelled meanwhile. */
-static bool nap(const weir_ctx *ctx, int64_t ms) {
-  while (ms > 0 && !cancelled(ctx)) {
-    int64_t step = ms < 50 ? ms : 50;
-    struct timespec ts = {(time_t)(step / 1000), (long)(step % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-    ms -= step;
-  }
-  return !cancelled(ctx);
+int weir__ksink_fail(struct ksub *s, int rc, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+
+  if (s->failed)
+    return s->fail_rc;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  weir_ctx_set_error(s->ctx, "%s", msg);
+  s->failed = true;
+  s->fail_rc = rc;
+  return rc;
 }
 
-static uint64_t fnv1a(const uint8_t *p, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ p[i]) * 1099511628211ull;
-  return h;
-}
+static uint64_t xorshift(uint64_t *st) {
+  uint64_t x = *st;
 
-static uint64_t xorshift(uint64_t *s) {
-  uint64_t x = *s;
   x ^= x << 13;
   x ^= x >> 7;
   x ^= x << 17;
-  return *s = x;
+  return *st = x;
 }
 
 /* Number of UTF-8 characters (non-continuation bytes). */
 static size_t utf8_chars(const uint8_t *p, size_t n) {
   size_t c = 0;
+
   for (size_t i = 0; i < n; i++)
     c += (p[i] & 0xC0) != 0x80;
   return c;
 }
 
-/* ---- the request key set ---------------------------------------------------------------- */
+/* ---- streams -------------------------------------------------------------------------------- */
 
-/* True when a key equal to entry e's is in the set; else inserts e and returns false. */
-static bool keyset_test_insert(struct ksub *s, size_t e) {
-  const struct kentry *x = &s->ents[e];
-  const uint8_t *k = s->arena + x->key_off;
-  size_t i = (size_t)fnv1a(k, x->key_len) & (KEYSET_SLOTS - 1);
-
-  for (;; i = (i + 1) & (KEYSET_SLOTS - 1)) {
-    int32_t v = s->keyset[i];
-    if (v == 0) {
-      s->keyset[i] = (int32_t)(e + 1);
-      return false;
-    }
-    const struct kentry *y = &s->ents[v - 1];
-    if (y->key_len == x->key_len && memcmp(s->arena + y->key_off, k, x->key_len) == 0)
-      return true;
-  }
-}
-
-/* ---- flushing --------------------------------------------------------------------------- */
-
-/* Builds the next request from the pending entries in order: at most one entry per key, an
- * entry only when no earlier pending entry has its key, within the request bounds. */
-static size_t build_request(struct ksub *s) {
-  const weir_kinesis_sink_config *cfg = &s->sink->cfg;
-  size_t n = 0, bytes = 0, used = 0;
-
-  memset(s->keyset, 0, sizeof(s->keyset));
-  for (size_t e = s->first_pending; e < s->n_ents && n < cfg->max_request_records; e++) {
-    struct kentry *x = &s->ents[e];
-    size_t sz = x->data_len + x->key_len;
-
-    if (x->done)
-      continue;
-    /* Every pending key seen blocks later entries with that key, taken or not; the set holds
-     * at most KEYSET_SLOTS / 2 keys so probing stays short and always ends. */
-    if (used == KEYSET_SLOTS / 2)
-      break;
-    if (keyset_test_insert(s, e))
-      continue;
-    used++;
-    if (bytes + sz > cfg->max_request_bytes) {
-      if (n == 0) /* cannot happen: records over the per-record limit never enter */
-        WEIR_ASSERT(0 && "entry larger than a request");
-      continue; /* its key is now blocked for this request */
-    }
-    bytes += sz;
-    x->in_req = true;
-    s->req[n].data = (weir_buf){s->arena + x->data_off, x->data_len};
-    s->req[n].partition_key = (weir_buf){s->arena + x->key_off, x->key_len};
-    s->req[n].explicit_hash_key = NULL;
-    s->req_idx[n] = e;
-    n++;
-  }
-  return n;
-}
-
-/* PutRecords of the n built entries into s->res, through the fault hook when it is set. */
-static int put(struct ksub *s, const char *stream, size_t n, size_t *failed) {
-  size_t m = 0, sent_failed = 0;
+/* DescribeStreamSummary: the stream exists, and its per-record limit. */
+static int describe(struct ksub *s, struct kstream *st) {
+  struct weir_kinesis_stream_summary sum;
   int rc;
 
-  if (s->fi_req == NULL)
-    return weir__kinesis_put_records(s->client, stream, s->req, n, s->res, failed);
-  *failed = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (fault_fn(fault_data, s->req[i].partition_key, s->req[i].data)) {
-      memset(&s->res[i], 0, sizeof(s->res[i]));
-      strcpy(s->res[i].error_code, "ProvisionedThroughputExceededException");
-      strcpy(s->res[i].error_message, "injected");
-      (*failed)++;
-    } else {
-      s->fi_req[m] = s->req[i];
-      s->fi_map[m++] = i;
-    }
-  }
-  if (m == 0)
-    return 0;
-  if ((rc = weir__kinesis_put_records(s->client, stream, s->fi_req, m, s->fi_res, &sent_failed)) !=
-      0)
+  if ((rc = weir__kinesis_describe_stream_summary(s->client, st->name, &sum)) != 0) {
+    const struct weir_kinesis_error *err = weir__kinesis_last_error(s->client);
+
+    snprintf(st->bad_msg, sizeof(st->bad_msg), "DescribeStreamSummary of stream %s failed: %s%s%s",
+             st->name, err->code[0] ? err->code : weir_err_name(rc), err->message[0] ? ": " : "",
+             err->message);
+    st->bad_rc = rc;
     return rc;
-  for (size_t j = 0; j < m; j++)
-    s->res[s->fi_map[j]] = s->fi_res[j];
-  *failed += sent_failed;
-  return 0;
-}
-
-static int fatal(struct ksub *s, int rc) {
-  s->failed = true;
-  return rc;
-}
-
-/*
- * Sends everything buffered and waits until every entry is acknowledged. Throttling and
- * transient failures (of the call or of single entries) are retried without limit with
- * backoff; a fatal call error fails the subtask. On return 0 the buffer is empty.
- */
-static int drain(weir_ctx *ctx, struct ksub *s) {
-  const char *stream = s->sink->stream;
-  int stalled = 0; /* consecutive rounds in which nothing was acknowledged */
-
-  if (s->failed)
-    return WEIR_EIO;
-  while (s->pending > 0) {
-    size_t n = build_request(s), failed = 0;
-    int rc;
-
-    WEIR_ASSERT(n > 0);
-    if (cancelled(ctx))
-      return fatal(s, WEIR_ECANCELED);
-    s->put_calls++;
-    rc = put(s, stream, n, &failed);
-    if (rc != 0) {
-      const struct weir_kinesis_error *err = weir__kinesis_last_error(s->client);
-
-      for (size_t i = 0; i < n; i++)
-        s->ents[s->req_idx[i]].in_req = false;
-      if (err->cls == WEIR_KINESIS_ERR_FATAL) {
-        weir_ctx_set_error(ctx, "kinesis sink: PutRecords to stream %s failed: %s%s%s", stream,
-                           err->code[0] ? err->code : weir_err_name(rc),
-                           err->message[0] ? ": " : "", err->message);
-        return fatal(s, rc);
-      }
-      if (err->cls == WEIR_KINESIS_ERR_THROTTLING)
-        s->throttled++;
-      if (stalled == 0)
-        WEIR_LOG_WARN("kinesis sink %s[%d]: PutRecords to stream %s: %s (%s); retrying",
-                      weir_ctx_name(ctx), weir_ctx_subtask(ctx), stream,
-                      err->code[0] ? err->code : weir_err_name(rc), err->message);
-    } else {
-      for (size_t i = 0; i < n; i++) {
-        struct kentry *x = &s->ents[s->req_idx[i]];
-
-        x->in_req = false;
-        if (s->res[i].ok) {
-          x->done = true;
-          s->pending--;
-          s->records_out++;
-          s->bytes_out += x->data_len;
-        } else {
-          s->entries_failed++;
-          if (strcmp(s->res[i].error_code, "ProvisionedThroughputExceededException") == 0)
-            s->throttled++;
-        }
-      }
-      while (s->first_pending < s->n_ents && s->ents[s->first_pending].done)
-        s->first_pending++;
-      if (failed == 0) {
-        stalled = 0;
-        continue;
-      }
-      if (failed < n) /* progress: keep the backoff short */
-        stalled = 0;
-    }
-    /* Failed entries wait before their retry: full jitter, growing while no round makes
-     * progress, capped. */
-    s->retries++;
-    {
-      struct weir_kinesis_retry p = {0, RETRY_BASE_MS, RETRY_MAX_MS, 2.0};
-      int64_t ms = weir__kinesis_backoff_ms(&p, stalled < 30 ? stalled : 30, &s->rng);
-      stalled++;
-      if (!nap(ctx, ms))
-        return fatal(s, WEIR_ECANCELED);
-    }
   }
-  s->n_ents = s->first_pending = 0;
-  s->arena_len = 0;
-  s->oldest_ms = 0;
+  /* MaxRecordSizeInKiB when the server reports it (1024..10240), else 1 MiB; never more than a
+   * request, nor more than half the arena (so two always fit). */
+  st->record_limit = WEIR_KINESIS_SINK_DEFAULT_RECORD_BYTES;
+  if (sum.max_record_size_kib > 0 &&
+      (uint64_t)sum.max_record_size_kib * 1024 <= WEIR_KINESIS_RECORD_MAX)
+    st->record_limit = (size_t)sum.max_record_size_kib * 1024;
+  if (st->record_limit > s->cfg->max_request_bytes)
+    st->record_limit = s->cfg->max_request_bytes;
+  if (s->arena_cap > 0 && st->record_limit > (s->arena_cap - ARENA_SLACK) / 2)
+    st->record_limit = (s->arena_cap - ARENA_SLACK) / 2;
+  if (st->record_limit > s->max_record_limit)
+    s->max_record_limit = st->record_limit;
   return 0;
 }
 
-/* ---- operator callbacks ----------------------------------------------------------------- */
+int weir__ksink_stream(struct ksub *s, const char *name, int *index) {
+  struct kstream *st;
+  size_t len;
+
+  for (size_t i = 0; i < s->n_streams; i++)
+    if (strcmp(s->streams[i].name, name) == 0) {
+      *index = (int)i;
+      return 0;
+    }
+  len = strlen(name);
+  if (len == 0 || len > WEIR_KINESIS_STREAM_NAME_MAX)
+    return weir__ksink_fail(s, WEIR_EINVAL,
+                            "kinesis sink: the serializer named a stream of %zu characters "
+                            "(1..128 allowed)",
+                            len);
+  if (s->n_streams == WEIR_KINESIS_SINK_MAX_STREAMS)
+    return weir__ksink_fail(s, WEIR_ETOOBIG,
+                            "kinesis sink: more than %d target streams (stream %s)",
+                            WEIR_KINESIS_SINK_MAX_STREAMS, name);
+  st = &s->streams[s->n_streams];
+  memset(st, 0, sizeof(*st));
+  memcpy(st->name, name, len + 1);
+  *index = (int)s->n_streams++;
+  if (describe(s, st) != 0 && s->cfg->fail_on_error)
+    return weir__ksink_fail(s, st->bad_rc, "kinesis sink: %s", st->bad_msg);
+  return 0;
+}
+
+/* ---- operator callbacks --------------------------------------------------------------------- */
+
+static void metric(struct ksub *s, weir_metric_kind kind, const char *name, const char *help,
+                   weir_metric **out) {
+  if (weir_ctx_metric(s->ctx, kind, name, help, NULL, out) != 0)
+    *out = NULL; /* metrics are best effort: NULL is a no-op */
+}
+
+static void metrics_open(struct ksub *s) {
+  struct ksink_metrics *m = &s->m;
+  const char *other[] = {"code", "other", NULL};
+  const weir_metric_kind C = WEIR_METRIC_COUNTER, G = WEIR_METRIC_GAUGE;
+
+  metric(s, C, "weir_kinesis_sink_records_total", "user records acknowledged", &m->records);
+  metric(s, C, "weir_kinesis_sink_bytes_total", "user record data bytes acknowledged", &m->bytes);
+  metric(s, C, "weir_kinesis_sink_put_records_calls_total", "PutRecords calls made", &m->calls);
+  metric(s, C, "weir_kinesis_sink_entries_sent_total",
+         "PutRecords entries sent (divide by calls: entries per request)", &m->entries_sent);
+  metric(s, C, "weir_kinesis_sink_retries_total", "user records scheduled for another send",
+         &m->retries);
+  metric(s, C, "weir_kinesis_sink_throttled_total", "entries throttled by the service",
+         &m->throttled);
+  metric(s, C, "weir_kinesis_sink_dead_letters_total",
+         "records given up on (fail_on_error off): dead-lettered or dropped", &m->dead_letters);
+  metric(s, G, "weir_kinesis_sink_buffered_records", "records buffered, not yet acknowledged",
+         &m->buffered_records);
+  metric(s, G, "weir_kinesis_sink_buffered_bytes", "bytes buffered, not yet acknowledged",
+         &m->buffered_bytes);
+  metric(s, G, "weir_kinesis_sink_requests_in_flight", "PutRecords calls in flight", &m->in_flight);
+  metric(s, G, "weir_kinesis_sink_rate_window", "AIMD window: entries allowed in flight",
+         &m->window);
+  metric(s, C, "weir_kinesis_sink_barrier_flushes_total", "flushes at barriers and end of input",
+         &m->flushes);
+  metric(s, C, "weir_kinesis_sink_barrier_flush_ms_total", "time spent flushing at barriers",
+         &m->flush_ms);
+  metric(s, G, "weir_kinesis_sink_barrier_flush_last_ms", "the last barrier flush's time",
+         &m->flush_last_ms);
+  metric(s, C, "weir_kinesis_sink_aggregates_total", "KPL aggregates sent", &m->aggregates);
+  metric(s, C, "weir_kinesis_sink_shard_map_loads_total", "shard maps loaded (aggregation)",
+         &m->shard_refreshes);
+  if (weir_ctx_metric(s->ctx, C, "weir_kinesis_sink_entries_failed_total",
+                      "PutRecords entries the service failed, by error code", other,
+                      &m->failed_other) != 0)
+    m->failed_other = NULL;
+}
 
 static int ks_open(weir_ctx *ctx, void *data, void **inst) {
   const struct ksink *k = data;
-  struct weir_kinesis_retry describe = {3, 100, 1000, 2.0};
-  struct weir_kinesis_stream_summary sum;
+  const weir_kinesis_sink_config *cfg = &k->cfg;
+  struct weir_kinesis_retry quick = {3, 100, 1000, 2.0};
   struct ksub *s;
   size_t min_arena;
-  int rc;
+  int rc, idx;
 
   if ((s = calloc(1, sizeof(*s))) == NULL)
     return WEIR_ENOMEM;
   *inst = s;
   s->sink = k;
-  s->rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)weir_ctx_subtask(ctx) << 32) ^ (uint64_t)mono_ms();
+  s->cfg = cfg;
+  s->ctx = ctx;
+  s->dlq_fd = -1;
+  s->rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)weir_ctx_subtask(ctx) << 32) ^
+           (uint64_t)weir__ksink_now_ms();
   if (s->rng == 0)
     s->rng = 1;
-  if ((rc = weir_kinesis_client_create(&s->client, &k->cfg.client)) != 0) {
-    weir_ctx_set_error(ctx, "kinesis sink: cannot make a client for stream %s: %s", k->stream,
-                       weir_strerror(rc));
-    return rc;
-  }
-  /* Fail fast (a few short retries) on a missing stream or an unreachable endpoint, and learn
-   * the stream's per-record limit. */
-  weir__kinesis_set_retry(s->client, WEIR_KINESIS_OP_DESCRIBE_STREAM_SUMMARY, &describe);
-  if ((rc = weir__kinesis_describe_stream_summary(s->client, k->stream, &sum)) != 0) {
-    const struct weir_kinesis_error *err = weir__kinesis_last_error(s->client);
-    weir_ctx_set_error(ctx, "kinesis sink: DescribeStreamSummary of stream %s failed: %s%s%s",
-                       k->stream, err->code[0] ? err->code : weir_err_name(rc),
-                       err->message[0] ? ": " : "", err->message);
-    return rc;
-  }
-  s->record_limit = WEIR_KINESIS_SINK_DEFAULT_RECORD_BYTES;
-  if (sum.max_record_size_kib > 0 && (uint64_t)sum.max_record_size_kib * 1024 <= (10u << 20))
-    s->record_limit = (size_t)sum.max_record_size_kib * 1024;
-  if (s->record_limit > k->cfg.max_request_bytes)
-    s->record_limit = k->cfg.max_request_bytes;
-  s->cap_ents = k->cfg.max_buffered_records;
-  s->arena_cap = k->cfg.max_buffered_bytes;
-  min_arena = s->record_limit + RANDOM_PK_LEN + 1024;
+  metrics_open(s);
+  if ((rc = weir_kinesis_client_create(&s->client, &cfg->client)) != 0)
+    return weir__ksink_fail(s, rc, "kinesis sink: cannot make a client for stream %s: %s",
+                            cfg->stream, weir_strerror(rc));
+  /* Fail fast (a few short retries) on a missing stream or an unreachable endpoint. */
+  weir__kinesis_set_retry(s->client, WEIR_KINESIS_OP_DESCRIBE_STREAM_SUMMARY, &quick);
+  weir__kinesis_set_retry(s->client, WEIR_KINESIS_OP_LIST_SHARDS, &quick);
+  s->arena_cap = cfg->max_buffered_bytes;
+  min_arena = 2 * WEIR_KINESIS_SINK_DEFAULT_RECORD_BYTES + ARENA_SLACK;
   if (s->arena_cap < min_arena)
     s->arena_cap = min_arena;
-  if ((s->ents = malloc(s->cap_ents * sizeof(*s->ents))) == NULL ||
-      (s->arena = malloc(s->arena_cap)) == NULL)
-    return WEIR_ENOMEM;
-  if (fault_fn != NULL &&
-      ((s->fi_req = calloc(WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS, sizeof(*s->fi_req))) == NULL ||
-       (s->fi_res = calloc(WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS, sizeof(*s->fi_res))) == NULL ||
-       (s->fi_map = calloc(WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS, sizeof(*s->fi_map))) == NULL))
-    return WEIR_ENOMEM;
+  if ((rc = weir__ksink_stream(s, cfg->stream, &idx)) != 0)
+    return rc;
+  if (s->streams[0].bad_rc != 0) /* the default stream must exist, whatever fail_on_error */
+    return weir__ksink_fail(s, s->streams[0].bad_rc, "kinesis sink: %s", s->streams[0].bad_msg);
+  if ((rc = weir__ksink_buf_init(s)) != 0 || (rc = weir__ksink_agg_init(s)) != 0 ||
+      (rc = weir__ksink_dlq_open(s)) != 0)
+    return rc;
+  if ((rc = weir__ksink_senders_start(s)) != 0)
+    return weir__ksink_fail(s, rc, "kinesis sink: cannot start the senders of stream %s: %s",
+                            cfg->stream, weir_strerror(rc));
+  weir__ksink_rate_init(s);
   return 0;
 }
 
-/* Rejects (or drops) a record the stream would refuse. 1 = drop it, 0 = fine, < 0 = error. */
-static int check_record(weir_ctx *ctx, struct ksub *s, size_t data_len, const uint8_t *key,
-                        size_t key_len) {
-  const char *why = NULL;
-  char msg[256];
+/* Applies the default partition key (pk_mode) when the serializer gave none. */
+static weir_buf default_key(struct ksub *s, const weir_record *r, char rnd[RANDOM_PK_LEN + 1]) {
+  if (s->cfg->pk_mode == WEIR_KINESIS_PK_FIXED)
+    return weir_buf_str(s->cfg->partition_key);
+  if (s->cfg->pk_mode == WEIR_KINESIS_PK_RECORD_KEY && r->key.len > 0)
+    return r->key;
+  snprintf(rnd, RANDOM_PK_LEN + 1, "%016" PRIx64, xorshift(&s->rng));
+  return (weir_buf){(const uint8_t *)rnd, RANDOM_PK_LEN};
+}
 
-  if (data_len + key_len > s->record_limit) {
+/* Checks a record against its stream; 0 = fine, 1 = given up on (counted), < 0 = error. */
+static int check(struct ksub *s, int stream, weir_buf data, weir_buf key, weir_buf ehk) {
+  const struct kstream *st = &s->streams[stream];
+  const char *kind = NULL;
+  struct weir_kpl_u128 v;
+  char msg[320];
+  int rc;
+
+  if (st->bad_rc != 0) {
+    kind = "stream_unavailable";
+    snprintf(msg, sizeof(msg), "%s", st->bad_msg);
+  } else if (data.len + key.len > st->record_limit) {
+    kind = "oversized";
     snprintf(msg, sizeof(msg),
              "record of %zu bytes (data %zu + partition key %zu) exceeds the per-record limit of "
              "%zu bytes of stream %s",
-             data_len + key_len, data_len, key_len, s->record_limit, s->sink->stream);
-    why = msg;
-  } else if (key_len > WEIR_KINESIS_PARTITION_KEY_BYTES_MAX ||
-             utf8_chars(key, key_len) > WEIR_KINESIS_PARTITION_KEY_MAX) {
+             data.len + key.len, data.len, key.len, st->record_limit, st->name);
+  } else if (key.len == 0 || key.len > WEIR_KINESIS_PARTITION_KEY_BYTES_MAX ||
+             utf8_chars(key.ptr, key.len) > WEIR_KINESIS_PARTITION_KEY_MAX) {
+    kind = "invalid_partition_key";
     snprintf(msg, sizeof(msg),
-             "partition key of %zu bytes is longer than 256 characters (stream %s)", key_len,
-             s->sink->stream);
-    why = msg;
+             "partition key of %zu bytes is empty or longer than 256 characters (stream %s)",
+             key.len, st->name);
+  } else if (ehk.len > 0 && (ehk.len > WEIR_KPL_HASH_KEY_DEC_MAX ||
+                             weir__kpl_u128_parse((const char *)ehk.ptr, ehk.len, &v) != 0)) {
+    kind = "invalid_explicit_hash_key";
+    snprintf(msg, sizeof(msg),
+             "explicit hash key '%.*s' is not a decimal number in 0..2^128-1 (stream %s)",
+             (int)(ehk.len < 48 ? ehk.len : 48), (const char *)ehk.ptr, st->name);
   }
-  if (why == NULL)
+  if (kind == NULL)
     return 0;
-  if (s->sink->cfg.fail_on_error) {
-    weir_ctx_set_error(ctx, "kinesis sink: %s", why);
-    s->failed = true;
-    return WEIR_ETOOBIG;
-  }
-  s->dropped++;
-  if (!s->logged_drop) {
-    WEIR_LOG_ERR("kinesis sink %s[%d]: dropping: %s (logged once; fail_on_error is off)",
-                 weir_ctx_name(ctx), weir_ctx_subtask(ctx), why);
-    s->logged_drop = true;
-  }
+  if ((rc = weir__ksink_refuse(s, stream, key, ehk, data, kind, msg)) != 0)
+    return rc;
   return 1;
 }
 
 static int ks_process(weir_ctx *ctx, void *inst, const weir_record *recs, size_t n) {
   struct ksub *s = inst;
-  const weir_kinesis_sink_config *cfg = &s->sink->cfg;
+  const weir_kinesis_sink_config *cfg = s->cfg;
   int rc;
 
+  s->ctx = ctx;
   if (s->failed)
-    return WEIR_EIO;
+    return s->fail_rc;
   for (size_t i = 0; i < n; i++) {
     const weir_record *r = &recs[i];
-    const uint8_t *key;
-    size_t key_len;
+    weir_kinesis_sink_out out = {r->value, NULL, {NULL, 0}, {NULL, 0}};
+    struct weir_kpl_u128 hk;
     char rnd[RANDOM_PK_LEN + 1];
-    struct kentry *x;
+    int stream = 0;
+    size_t len;
 
-    if (cfg->pk_mode == WEIR_KINESIS_PK_FIXED) {
-      key = (const uint8_t *)s->sink->partition_key;
-      key_len = strlen(s->sink->partition_key);
-    } else if (cfg->pk_mode == WEIR_KINESIS_PK_RECORD_KEY && r->key.len > 0) {
-      key = r->key.ptr;
-      key_len = r->key.len;
-    } else {
-      snprintf(rnd, sizeof(rnd), "%016" PRIx64, xorshift(&s->rng));
-      key = (const uint8_t *)rnd;
-      key_len = RANDOM_PK_LEN;
+    if (cfg->serializer != NULL) {
+      if ((rc = cfg->serializer(ctx, cfg->serializer_data, r, &out)) == 1)
+        continue;
+      if (rc != 0) {
+        s->failed = true;
+        s->fail_rc = rc < 0 ? rc : WEIR_EINVAL;
+        return s->fail_rc;
+      }
+      if (out.stream != NULL && (rc = weir__ksink_stream(s, out.stream, &stream)) != 0)
+        return rc;
     }
-    if ((rc = check_record(ctx, s, r->value.len, key, key_len)) < 0)
+    if (out.partition_key.len == 0)
+      out.partition_key = default_key(s, r, rnd);
+    if ((rc = check(s, stream, out.data, out.partition_key, out.explicit_hash_key)) < 0)
       return rc;
     if (rc == 1)
       continue;
-    /* Full: send everything first (backpressure: upstream waits for this call). */
-    if (s->n_ents == s->cap_ents || s->arena_cap - s->arena_len < r->value.len + key_len)
-      if ((rc = drain(ctx, s)) != 0)
-        return rc;
-    x = &s->ents[s->n_ents++];
-    x->done = x->in_req = false;
-    x->data_off = s->arena_len;
-    x->data_len = r->value.len;
-    if (r->value.len > 0)
-      memcpy(s->arena + s->arena_len, r->value.ptr, r->value.len);
-    s->arena_len += r->value.len;
-    x->key_off = s->arena_len;
-    x->key_len = key_len;
-    memcpy(s->arena + s->arena_len, key, key_len);
-    s->arena_len += key_len;
-    s->pending++;
-    if (s->oldest_ms == 0)
-      s->oldest_ms = mono_ms();
+    if (cfg->aggregation &&
+        (rc = weir__ksink_hash_key(s, out.partition_key, out.explicit_hash_key, &hk)) != 0)
+      return weir__ksink_fail(s, rc, "kinesis sink: hashing a partition key failed");
+    len = out.data.len + out.partition_key.len + out.explicit_hash_key.len;
+    /* Full: wait until acknowledgements make room (backpressure: upstream waits for this call). */
+    if (!weir__ksink_buf_fits(s, len) && (rc = weir__ksink_pump(s, KSINK_SPACE, len, true)) != 0)
+      return rc;
+    weir__ksink_buf_push(s, stream, out.data, out.partition_key, out.explicit_hash_key,
+                         cfg->aggregation ? &hk : NULL);
   }
-  return 0;
+  return weir__ksink_pump(s, KSINK_POLL, 0, false);
 }
 
 static int ks_tick(weir_ctx *ctx, void *inst, int64_t now_ms) {
   struct ksub *s = inst;
-  int64_t linger = s->sink->cfg.linger_ms;
+  int64_t linger = s->cfg->linger_ms;
+  bool partial;
 
   (void)now_ms;
+  s->ctx = ctx;
   if (s->failed)
-    return WEIR_EIO;
-  if (linger < 0 || s->pending == 0 || mono_ms() - s->oldest_ms < linger)
+    return s->fail_rc;
+  if (s->pending == 0)
     return 0;
-  return drain(ctx, s);
+  partial = linger >= 0 && s->unsent > 0 && weir__ksink_now_ms() - s->oldest_ms >= linger;
+  return weir__ksink_pump(s, KSINK_POLL, 0, partial);
+}
+
+/* Sends everything and waits for every acknowledgement (barriers, end of input). */
+static int flush_all(struct ksub *s) {
+  int64_t t0 = weir__ksink_now_ms(), ms;
+  int rc;
+
+  if ((rc = weir__ksink_pump(s, KSINK_DRAIN, 0, true)) != 0 || (rc = weir__ksink_dlq_sync(s)) != 0)
+    return rc;
+  ms = weir__ksink_now_ms() - t0;
+  weir_metric_add(s->m.flushes, 1);
+  weir_metric_add(s->m.flush_ms, ms);
+  weir_metric_set(s->m.flush_last_ms, ms);
+  return 0;
 }
 
 static int ks_finish(weir_ctx *ctx, void *inst) {
-  return drain(ctx, inst);
+  struct ksub *s = inst;
+
+  s->ctx = ctx;
+  return flush_all(s);
 }
 
 /* At a checkpoint barrier: everything before it must be in the stream. An error here fails
@@ -471,10 +366,11 @@ static int ks_snapshot(weir_ctx *ctx, void *inst, uint64_t ckpt_id, weir_snapsho
   int rc;
 
   (void)out;
-  if ((rc = drain(ctx, s)) != 0 && rc != WEIR_ECANCELED)
+  s->ctx = ctx;
+  if ((rc = flush_all(s)) != 0 && rc != WEIR_ECANCELED)
     WEIR_LOG_ERR("kinesis sink %s[%d]: checkpoint %" PRIu64 " declined: %zu records to stream "
                  "%s not acknowledged",
-                 weir_ctx_name(ctx), weir_ctx_subtask(ctx), ckpt_id, s->pending, s->sink->stream);
+                 weir_ctx_name(ctx), weir_ctx_subtask(ctx), ckpt_id, s->pending, s->cfg->stream);
   return rc;
 }
 
@@ -483,19 +379,21 @@ static void ks_close(weir_ctx *ctx, void *inst) {
 
   if (s == NULL)
     return;
-  if (s->records_out > 0 || s->dropped > 0 || s->entries_failed > 0)
+  s->ctx = ctx;
+  weir__ksink_senders_stop(s);
+  if (s->records_out > 0 || s->dead > 0 || s->entries_failed > 0)
     WEIR_LOG_DEBUG("kinesis sink %s[%d]: stream %s: %" PRIu64 " records, %" PRIu64
-                   " bytes, %" PRIu64 " PutRecords, %" PRIu64 " failed entries (%" PRIu64
-                   " throttled), %" PRIu64 " retry rounds, %" PRIu64 " dropped",
-                   weir_ctx_name(ctx), weir_ctx_subtask(ctx), s->sink->stream, s->records_out,
-                   s->bytes_out, s->put_calls, s->entries_failed, s->throttled, s->retries,
-                   s->dropped);
+                   " PutRecords, %" PRIu64 " failed entries, %" PRIu64 " dead letters",
+                   weir_ctx_name(ctx), weir_ctx_subtask(ctx), s->cfg->stream, s->records_out,
+                   s->put_calls, s->entries_failed, s->dead);
+  if (s->mu_init) {
+    WEIR_ASSERT(pthread_cond_destroy(&s->done) == 0);
+    WEIR_ASSERT(pthread_mutex_destroy(&s->mu) == 0);
+  }
   weir_kinesis_client_destroy(s->client);
-  free(s->ents);
-  free(s->arena);
-  free(s->fi_req);
-  free(s->fi_res);
-  free(s->fi_map);
+  weir__ksink_dlq_close(s);
+  weir__ksink_agg_free(s);
+  weir__ksink_buf_free(s);
   free(s);
 }
 
@@ -538,6 +436,12 @@ static int validate(const weir_kinesis_sink_config *c) {
        n > WEIR_KINESIS_PARTITION_KEY_BYTES_MAX ||
        utf8_chars((const uint8_t *)c->partition_key, n) > WEIR_KINESIS_PARTITION_KEY_MAX))
     return WEIR_EINVAL;
+  if (c->max_in_flight > WEIR_KINESIS_SINK_MAX_IN_FLIGHT ||
+      (c->aggregation_max_bytes != 0 && (c->aggregation_max_bytes < WEIR_KPL_AGG_MIN_SIZE ||
+                                         c->aggregation_max_bytes > WEIR_KPL_RECORD_MAX_LIMIT)) ||
+      (c->rate_mode != WEIR_KINESIS_RATE_AIMD && c->rate_mode != WEIR_KINESIS_RATE_NONE) ||
+      (c->dead_letter_path != NULL && c->dead_letter_path[0] == '\0'))
+    return WEIR_EINVAL;
   if (c->max_request_records > WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS ||
       c->max_request_bytes > WEIR_KINESIS_SINK_MAX_REQUEST_BYTES ||
       (c->max_request_bytes != 0 && c->max_request_bytes < (64u << 10)) || c->linger_ms < -1 ||
@@ -569,18 +473,17 @@ int weir_job_add_kinesis_sink(weir_job *job, int upstream, const char *name,
     return WEIR_EINVAL;
   /* One block: the job releases owned_data with free(). */
   total = sizeof(*k) + str_size(cfg->stream) + str_size(cfg->partition_key) +
-          str_size(cfg->client.region) + str_size(cfg->client.endpoint) +
-          str_size(cfg->client.access_key_id) + str_size(cfg->client.secret_access_key) +
-          str_size(cfg->client.session_token) + str_size(cfg->client.profile) +
-          str_size(cfg->client.ca_file);
+          str_size(cfg->dead_letter_path) + str_size(cfg->client.region) +
+          str_size(cfg->client.endpoint) + str_size(cfg->client.access_key_id) +
+          str_size(cfg->client.secret_access_key) + str_size(cfg->client.session_token) +
+          str_size(cfg->client.profile) + str_size(cfg->client.ca_file);
   if ((k = calloc(1, total)) == NULL)
     return WEIR_ENOMEM;
   pos = (char *)(k + 1);
   k->cfg = *cfg;
-  k->stream = put_str(&pos, cfg->stream);
-  k->partition_key = put_str(&pos, cfg->partition_key);
-  k->cfg.stream = k->stream;
-  k->cfg.partition_key = k->partition_key;
+  k->cfg.stream = put_str(&pos, cfg->stream);
+  k->cfg.partition_key = put_str(&pos, cfg->partition_key);
+  k->cfg.dead_letter_path = put_str(&pos, cfg->dead_letter_path);
   k->cfg.client.region = put_str(&pos, cfg->client.region);
   k->cfg.client.endpoint = put_str(&pos, cfg->client.endpoint);
   k->cfg.client.access_key_id = put_str(&pos, cfg->client.access_key_id);
@@ -596,6 +499,8 @@ int weir_job_add_kinesis_sink(weir_job *job, int upstream, const char *name,
     k->cfg.max_request_records = WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS;
   if (k->cfg.max_request_bytes == 0)
     k->cfg.max_request_bytes = WEIR_KINESIS_SINK_DEFAULT_REQUEST_BYTES;
+  if (k->cfg.max_in_flight == 0)
+    k->cfg.max_in_flight = WEIR_KINESIS_SINK_DEFAULT_IN_FLIGHT;
   if (k->cfg.linger_ms == 0)
     k->cfg.linger_ms = DEFAULT_LINGER_MS;
 

@@ -1,22 +1,270 @@
 /*
- * sink_int.h: test hooks of the Kinesis sink (sink.c). Not for production use.
+ * sink_int.h: the Kinesis sink's internal interface, shared by its modules:
+ *
+ *   sink.c       the operator: configuration, open/close, serializing records into the buffer,
+ *                linger, barriers, metrics;
+ *   sink_batch.c the buffer (a ring of entries over a ring arena), the key set that enforces
+ *                per-key order, building requests, and acting on their results;
+ *   sink_send.c  the sender threads: one client and one request slot each;
+ *   sink_agg.c   KPL aggregation: shard maps from ListShards, aggregates per shard;
+ *   sink_rate.c  AIMD rate control on the entries in flight;
+ *   sink_dlq.c   per-record errors that are not retried: logging once per kind, dead letters.
+ *
+ * Threads: `struct ksink` is read-only after weir_job_add_kinesis_sink. A `struct ksub` belongs
+ * to its subtask thread (the dispatcher), except the slot fields marked "mu", which the
+ * subtask's sender threads share with it under ksub.mu (the only lock; nothing else is locked
+ * while it is held). A slot in state SLOT_QUEUED belongs to its sender thread, which reads the
+ * request and writes the results; the dispatcher touches it again only after it is SLOT_DONE.
  */
 #ifndef WEIR_KINESIS_SINK_INT_H
 #define WEIR_KINESIS_SINK_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
+#include "connectors/kinesis/client_int.h"
+#include "connectors/kinesis/kpl_int.h"
 #include "weir/common.h"
+#include "weir/job.h"
+#include "weir/kinesis.h"
+#include "weir/metrics.h"
 
 /*
  * Per-entry fault injection: before each PutRecords the sink asks `fn` about every entry of the
  * request; an entry for which it returns true is not sent and is treated as if the service had
- * answered ProvisionedThroughputExceededException for it, so the sink's retry and ordering logic
- * runs against a real server. `value` and `partition_key` are borrowed for the call. Called on
- * the sink's subtask threads (concurrently when parallelism > 1). Process-wide: set it (or NULL)
- * before weir_job_start, not while a job runs.
+ * answered with `code` (set *code; NULL or not set = ProvisionedThroughputExceededException)
+ * for it, so the sink's retry and ordering logic runs against a real server. `value` and
+ * `partition_key` are borrowed for the call. Called on the sink's sender threads, concurrently.
+ * Process-wide: set it (or NULL) before weir_job_start, not while a job runs.
  */
 typedef bool (*weir__ksink_fault_fn)(void *data, weir_buf partition_key, weir_buf value);
 void weir__kinesis_sink_set_fault(weir__ksink_fault_fn fn, void *data);
+/* As above, with the error code to report (a static string) chosen per entry. */
+typedef bool (*weir__ksink_fault_code_fn)(void *data, weir_buf partition_key, weir_buf value,
+                                          const char **code);
+void weir__kinesis_sink_set_fault_code(weir__ksink_fault_code_fn fn, void *data);
+
+/* Bound on distinct per-record error codes counted with their own metric label. */
+#define KSINK_MAX_ERROR_CODES 8
+/* Bound on the open shards of a stream the aggregation map holds. */
+#define KSINK_MAX_SHARDS 10000
+
+/* The node's data: the copied configuration, shared read-only by the subtasks. */
+struct ksink {
+  weir_kinesis_sink_config cfg; /* strings point into this allocation */
+  size_t alloc_size;            /* bytes of this allocation, zeroed before it is freed */
+};
+
+enum kent_state { KENT_FREE = 0, KENT_PENDING, KENT_IN_FLIGHT, KENT_DONE };
+
+/* One buffered record. Its bytes are contiguous in the arena: data, partition key, explicit
+ * hash key. */
+struct kentry {
+  size_t off;                    /* in the arena */
+  uint32_t data_len;             /* <= the stream's record limit (10 MiB at most) */
+  uint16_t key_len;              /* 1..WEIR_KINESIS_PARTITION_KEY_BYTES_MAX */
+  uint8_t ehk_len;               /* 0..39 */
+  uint8_t stream;                /* index in ksub.streams */
+  uint8_t state;                 /* enum kent_state */
+  uint32_t hash;                 /* of (stream, partition key), for the key set */
+  uint32_t attempts;             /* sends so far */
+  int64_t retry_at_ms;           /* not sent again before this monotonic time */
+  struct weir_kpl_u128 hash_key; /* aggregation only: the effective hash key */
+};
+
+/* A target stream as one subtask knows it. */
+struct kstream {
+  char name[WEIR_KINESIS_STREAM_NAME_MAX + 1];
+  size_t record_limit; /* per-record bytes (data + key) the stream accepts */
+  int bad_rc;          /* DescribeStreamSummary failed: 0 = fine */
+  char bad_msg[832];   /* why, for dead letters */
+  /* Aggregation: the open shards, sorted by starting hash key. */
+  struct weir_kpl_hash_range *ranges;               /* owned, n_shards */
+  char (*shard_ids)[WEIR_KINESIS_SHARD_ID_MAX + 1]; /* owned, n_shards */
+  size_t n_shards;
+  bool map_stale; /* a record landed on another shard than the map said: refresh */
+};
+
+enum kslot_state { SLOT_IDLE = 0, SLOT_QUEUED, SLOT_DONE };
+
+/* One request slot and its sender thread. */
+struct kslot {
+  struct ksub *sub;
+  int index;
+  pthread_t thread;
+  bool started;
+  weir_kinesis_client *client; /* owned; used only by the sender thread */
+  int state;                   /* mu: enum kslot_state */
+  bool stop;                   /* mu: the thread should exit */
+  pthread_cond_t work;         /* signalled when state becomes QUEUED or stop is set */
+  /* The request (written by the dispatcher before QUEUED). */
+  int stream;
+  size_t n;
+  struct weir_kinesis_put_entry req[WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS];
+  uint32_t first[WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS]; /* members of entry i: */
+  uint32_t count[WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS]; /* members[first .. first+count) */
+  uint32_t *members; /* owned, cap_ents: ring positions of the buffered entries sent */
+  size_t n_members;
+  size_t bytes;     /* data + keys of the request */
+  uint8_t *agg_buf; /* owned (aggregation only): aggregates' data, max_request_bytes */
+  size_t agg_len;
+  char ehk[WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS][WEIR_KPL_HASH_KEY_DEC_MAX + 1];
+  /* The result (written by the sender before DONE). */
+  struct weir_kinesis_put_result res[WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS];
+  int rc;
+  size_t failed;
+  struct weir_kinesis_error err;
+  /* Fault injection only (allocated when the hook is set). */
+  struct weir_kinesis_put_entry *fi_req;
+  struct weir_kinesis_put_result *fi_res;
+  size_t *fi_map;
+};
+
+/* The key set of one request build: open addressing over (stream, partition key), cleared in
+ * O(1) by bumping the generation. */
+struct kkey {
+  uint32_t gen;
+  uint32_t ent; /* ring position of the first pending entry seen with this key */
+  int32_t agg;  /* >= 0: taken into aggregate `agg` of the build, still open; -1 = blocked */
+};
+
+struct ksink_metrics {
+  weir_metric *records, *bytes, *calls, *entries_sent, *retries, *throttled, *dead_letters;
+  weir_metric *buffered_records, *buffered_bytes, *in_flight, *window;
+  weir_metric *flushes, *flush_ms, *flush_last_ms, *aggregates, *shard_refreshes;
+  weir_metric *failed_other;
+  char codes[KSINK_MAX_ERROR_CODES][64];
+  weir_metric *failed[KSINK_MAX_ERROR_CODES];
+};
+
+/* One subtask. */
+struct ksub {
+  const struct ksink *sink;
+  const weir_kinesis_sink_config *cfg; /* &sink->cfg */
+  weir_ctx *ctx;                       /* the current callback's; set on entry to each one */
+  weir_kinesis_client *client;         /* owned: control calls (describe, list shards) */
+  struct kstream streams[WEIR_KINESIS_SINK_MAX_STREAMS];
+  size_t n_streams;
+  size_t max_record_limit; /* largest record_limit of the streams known */
+  /* The buffer: a ring of entries (oldest at head) over a ring arena. */
+  struct kentry *ents; /* owned, cap_ents */
+  size_t cap_ents, head, n_ents;
+  uint8_t *arena; /* owned, arena_cap */
+  size_t arena_cap, arena_tail;
+  size_t pending;    /* entries not DONE */
+  size_t unsent;     /* entries PENDING (not in flight) */
+  size_t buf_bytes;  /* bytes of live entries */
+  int64_t oldest_ms; /* monotonic arrival of the oldest PENDING record at its last flush; 0 */
+  /* The key set. */
+  struct kkey *keys; /* owned, key_slots (a power of two >= 2 * cap_ents) */
+  size_t key_slots;
+  uint32_t key_gen;
+  bool idle;             /* the last plain build walked everything and found nothing to send */
+  int64_t next_retry_ms; /* with idle: the earliest retry time of a blocked head entry */
+  /* Senders. */
+  pthread_mutex_t mu;
+  bool mu_init;
+  pthread_cond_t done; /* signalled when a slot becomes DONE */
+  struct kslot *slots; /* owned, n_slots */
+  size_t n_slots, busy;
+  size_t in_flight_entries;
+  /* Rate control (sink_rate.c). */
+  double window; /* entries allowed in flight */
+  /* Aggregation (sink_agg.c). */
+  struct weir_kpl_aggregator *agg; /* owned when aggregation is on */
+  struct weir_kpl_md5 md5;
+  bool md5_init;
+  /* Dead letters (sink_dlq.c). */
+  int dlq_fd;     /* -1 when none */
+  char *dlq_line; /* owned, dlq_cap: one JSON line */
+  size_t dlq_cap;
+  uint32_t logged_kinds; /* bit per kind logged once */
+  char logged_codes[KSINK_MAX_ERROR_CODES][64];
+  uint64_t rng;
+  bool failed; /* a fatal error happened: every later call fails */
+  int fail_rc;
+  struct ksink_metrics m;
+  /* Counters for the closing debug line. */
+  uint64_t records_out, put_calls, entries_failed, dead;
+};
+
+/* ---- sink.c ---- */
+int64_t weir__ksink_now_ms(void);
+bool weir__ksink_cancelled(const struct ksub *s);
+/* Fails the subtask with a message for the job (the first failure wins). Returns rc. */
+int weir__ksink_fail(struct ksub *s, int rc, const char *fmt, ...) WEIR_PRINTF(3, 4);
+/* The stream index for `name`, describing it on first sight. WEIR_ETOOBIG past the bound. */
+int weir__ksink_stream(struct ksub *s, const char *name, int *index);
+
+/* ---- sink_batch.c ---- */
+int weir__ksink_buf_init(struct ksub *s);
+void weir__ksink_buf_free(struct ksub *s);
+/* Space for a record of `len` bytes (entry and arena), without waiting. */
+bool weir__ksink_buf_fits(const struct ksub *s, size_t len);
+/* Appends a record (caller checked fits). */
+void weir__ksink_buf_push(struct ksub *s, int stream, weir_buf data, weir_buf key, weir_buf ehk,
+                          const struct weir_kpl_u128 *hash_key);
+enum ksink_goal { KSINK_POLL = 0, KSINK_SPACE, KSINK_DRAIN };
+/*
+ * Moves the buffer forward: acts on finished requests, sends what may be sent (full requests;
+ * partial ones too when `partial`), and for KSINK_SPACE waits until a record of `len` bytes
+ * fits, for KSINK_DRAIN until nothing is pending. Returns 0, WEIR_ECANCELED or the error that
+ * failed the subtask.
+ */
+int weir__ksink_pump(struct ksub *s, enum ksink_goal goal, size_t len, bool partial);
+/* Bytes of entry e (data + key + explicit hash key) and views of its parts. */
+weir_buf weir__ksink_data(const struct ksub *s, const struct kentry *e);
+weir_buf weir__ksink_key(const struct ksub *s, const struct kentry *e);
+/* Key set: finds or inserts entry `pos`'s key; *slot_out is its slot; true when it was there. */
+bool weir__ksink_key_find(struct ksub *s, uint32_t pos, struct kkey **slot_out);
+void weir__ksink_keys_clear(struct ksub *s);
+/* An entry may go into the request being built now (pending, retry time passed, stream). */
+bool weir__ksink_sendable(const struct ksub *s, const struct kentry *e, int stream, int64_t now);
+
+/* ---- sink_send.c ---- */
+int weir__ksink_senders_start(struct ksub *s);
+void weir__ksink_senders_stop(struct ksub *s);
+/* Hands a built slot to its sender. */
+void weir__ksink_slot_submit(struct ksub *s, struct kslot *slot);
+/* An idle slot, or NULL. Dispatcher thread. */
+struct kslot *weir__ksink_slot_idle(struct ksub *s);
+/* Waits until a slot is DONE or `until_ms` (monotonic) passes; returns the DONE slots' count
+ * and stores them in done[] (n_slots entries). */
+size_t weir__ksink_slots_wait(struct ksub *s, int64_t until_ms, struct kslot **done);
+
+/* ---- sink_agg.c ---- */
+int weir__ksink_agg_init(struct ksub *s);
+void weir__ksink_agg_free(struct ksub *s);
+/* The effective hash key of a record (explicit hash key, else MD5 of the key). */
+int weir__ksink_hash_key(struct ksub *s, weir_buf key, weir_buf ehk, struct weir_kpl_u128 *out);
+/* Loads (or reloads when stale) the stream's shard map. */
+int weir__ksink_shard_map(struct ksub *s, struct kstream *st);
+/* The index of the shard holding hash key k in the stream's map (0 when there is no map). */
+size_t weir__ksink_shard_of(const struct kstream *st, struct weir_kpl_u128 k);
+/* Builds the request of `slot` for `stream` from aggregates; returns its entries. */
+size_t weir__ksink_build_agg(struct ksub *s, struct kslot *slot, int stream, size_t max_entries,
+                             int64_t now);
+/* After a successful aggregate: marks the map stale when it landed elsewhere than expected. */
+void weir__ksink_agg_check_shard(struct ksub *s, struct kslot *slot, size_t i);
+
+/* ---- sink_rate.c ---- */
+void weir__ksink_rate_init(struct ksub *s);
+/* Entries the next request may hold (0 = wait for acknowledgements). */
+size_t weir__ksink_rate_allow(const struct ksub *s);
+void weir__ksink_rate_result(struct ksub *s, size_t sent, size_t throttled);
+
+/* ---- sink_dlq.c ---- */
+int weir__ksink_dlq_open(struct ksub *s);
+void weir__ksink_dlq_close(struct ksub *s);
+/* fsyncs the dead-letter file (at barriers). */
+int weir__ksink_dlq_sync(struct ksub *s);
+/* A record refused for good: fails the subtask (fail_on_error) or logs once per kind, counts
+ * and writes a dead letter. `kind` names the reason ("oversized", the service's code, ...).
+ * Returns 0 (dropped) or the failure code. */
+int weir__ksink_refuse(struct ksub *s, int stream, weir_buf key, weir_buf ehk, weir_buf data,
+                       const char *kind, const char *message);
+/* The metric counting per-record failures with `code`. */
+weir_metric *weir__ksink_failed_metric(struct ksub *s, const char *code);
 
 #endif /* WEIR_KINESIS_SINK_INT_H */

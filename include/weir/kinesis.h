@@ -59,12 +59,50 @@ WEIR_API void weir_kinesis_client_destroy(weir_kinesis_client *client);
 /* Forward declaration (weir/job.h) so this header stays usable on its own. */
 typedef struct weir_job weir_job;
 
-/* How a record's partition key is chosen. */
+/* Forward declarations (weir/job.h, weir/record.h). */
+typedef struct weir_ctx weir_ctx;
+struct weir_record;
+
+/* How a record's partition key is chosen when the serializer gives none. */
 typedef enum {
   WEIR_KINESIS_PK_RECORD_KEY = 0, /* the record's key; records without a key get a random one */
   WEIR_KINESIS_PK_FIXED,          /* `partition_key` for every record (one shard, total order) */
   WEIR_KINESIS_PK_RANDOM          /* a random key per record (spread over shards, no order) */
 } weir_kinesis_pk_mode;
+
+/*
+ * What a serializer makes of one record. The sink fills it with the defaults before each call
+ * (data = the record's value, stream = NULL, no partition key, no explicit hash key); the
+ * serializer changes what it wants. Every view is borrowed until the serializer returns to the
+ * sink (point it at the input record, at static memory, or at weir_ctx_scratch memory): the
+ * sink copies the bytes before it calls the serializer again.
+ */
+typedef struct weir_kinesis_sink_out {
+  weir_buf data;              /* the Kinesis record's data (may be empty) */
+  const char *stream;         /* NUL-terminated target stream; NULL = the sink's `stream`. At
+                                 most WEIR_KINESIS_SINK_MAX_STREAMS distinct streams per
+                                 subtask (like KinesisSerializationSchema.getTargetStream) */
+  weir_buf partition_key;     /* 1..256 characters of UTF-8; len 0 = chosen by pk_mode */
+  weir_buf explicit_hash_key; /* decimal 0..2^128-1; len 0 = none (the key's MD5 decides) */
+} weir_kinesis_sink_out;
+
+/*
+ * Turns one record into a Kinesis record. Returns 0 (send *out), 1 (skip the record), or a
+ * negative WEIR_E* code, which fails the job (set a message with weir_ctx_set_error). Called on
+ * the sink's subtask threads, concurrently on different subtasks; `data` is the config's
+ * serializer_data, shared by the subtasks.
+ */
+typedef int (*weir_kinesis_serialize_cb)(weir_ctx *ctx, void *data, const struct weir_record *in,
+                                         weir_kinesis_sink_out *out);
+
+/* How the sink keeps near the shards' write limits. */
+typedef enum {
+  WEIR_KINESIS_RATE_AIMD = 0, /* additive increase / multiplicative decrease of the entries in
+                                 flight: halved when a request is throttled, grown by
+                                 WEIR_KINESIS_SINK_AIMD_INCREASE per clean request */
+  WEIR_KINESIS_RATE_NONE      /* only max_in_flight bounds the rate (throttled entries are still
+                                 retried with backoff) */
+} weir_kinesis_rate_mode;
 
 /* Sink limits. PutRecords takes 1..500 entries per call (Kinesis API reference, PutRecords). */
 #define WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS 500
@@ -76,24 +114,43 @@ typedef enum {
 /* Per-record limit (data + partition key) when the stream does not report MaxRecordSizeInKiB:
  * 1 MiB (PutRecords "Limits"). */
 #define WEIR_KINESIS_SINK_DEFAULT_RECORD_BYTES (1u << 20)
+/* PutRecords calls in flight per subtask: default and bound. */
+#define WEIR_KINESIS_SINK_DEFAULT_IN_FLIGHT 4
+#define WEIR_KINESIS_SINK_MAX_IN_FLIGHT 64
+/* Distinct target streams one subtask may write to. */
+#define WEIR_KINESIS_SINK_MAX_STREAMS 64
+/* AIMD: entries the in-flight window grows by per request without throttled entries. */
+#define WEIR_KINESIS_SINK_AIMD_INCREASE 50
 
 typedef struct weir_kinesis_sink_config {
-  const char *stream;         /* required; copied */
+  const char *stream;         /* required: the default target stream; copied */
   weir_kinesis_config client; /* where and as whom (strings copied); each subtask opens its
-                                 own client from it */
+                                 own clients from it */
   weir_kinesis_pk_mode pk_mode;
-  const char *partition_key;   /* WEIR_KINESIS_PK_FIXED: the key (1..256 characters); copied */
-  size_t max_buffered_records; /* records buffered per subtask before process() blocks to flush
-                                  (backpressure); 0 = 10000, at least 1 */
-  size_t max_buffered_bytes;   /* bytes (data + keys) buffered per subtask; 0 = 8 MiB; raised to
-                                  the stream's per-record limit + 1 KiB when smaller */
-  size_t max_request_records;  /* entries per PutRecords; 0 = 500, at most 500 */
-  size_t max_request_bytes;    /* data + keys per PutRecords; 0 = 5 MiB, at most 10 MiB */
-  int64_t linger_ms;           /* a partial buffer is sent after at most this long (checked on
-                                  the job's tick); 0 = 100, -1 = only when full or at barriers */
-  bool fail_on_error;          /* true: an oversized record or an invalid partition key fails
-                                  the job; false: it is dropped, counted and logged once. Use
-                                  weir_kinesis_sink_config_init, which sets true. */
+  const char *partition_key; /* WEIR_KINESIS_PK_FIXED: the key (1..256 characters); copied */
+  weir_kinesis_serialize_cb serializer; /* NULL = the record's value to `stream`, key by pk_mode */
+  void *serializer_data;                /* borrowed until the job is destroyed */
+  size_t max_buffered_records;  /* records buffered per subtask before process() blocks until
+                                   some are acknowledged (backpressure); 0 = 10000, at least 1 */
+  size_t max_buffered_bytes;    /* bytes (data + keys) buffered per subtask; 0 = 8 MiB; raised to
+                                   twice the largest per-record limit + 4 KiB when smaller */
+  size_t max_request_records;   /* entries per PutRecords; 0 = 500, at most 500 */
+  size_t max_request_bytes;     /* data + keys per PutRecords; 0 = 5 MiB, at most 10 MiB */
+  size_t max_in_flight;         /* PutRecords calls in flight per subtask (each on its own
+                                   connection and thread); 0 = 4, at most 64 */
+  int64_t linger_ms;            /* a partial request is sent after at most this long (checked on
+                                   the job's tick); 0 = 100, -1 = only when full or at barriers */
+  bool fail_on_error;           /* true: an oversized record, an invalid key or a per-record error
+                                   the service will not take on retry fails the job; false: the
+                                   record is counted, logged once per kind and written to
+                                   dead_letter_path. Use weir_kinesis_sink_config_init (true). */
+  const char *dead_letter_path; /* fail_on_error = false: records refused are appended here as
+                                   JSON lines (docs/kinesis-sink.md); NULL = counted only.
+                                   Copied */
+  bool aggregation;             /* pack records into KPL aggregates per shard (off by default) */
+  size_t aggregation_max_bytes; /* bound on one aggregate (data + key); 0 = the stream's
+                                   per-record limit */
+  weir_kinesis_rate_mode rate_mode; /* 0 = AIMD */
 } weir_kinesis_sink_config;
 
 /* Fills *cfg with the defaults (all zero but fail_on_error = true). Any thread. */
@@ -101,13 +158,14 @@ WEIR_API void weir_kinesis_sink_config_init(weir_kinesis_sink_config *cfg);
 
 /*
  * Adds a sink writing every record's value to Kinesis stream cfg->stream with batched
- * PutRecords. Guarantee: at-least-once. At every checkpoint barrier (and at the end of input)
- * each subtask sends everything it buffered and waits until every entry is acknowledged; if it
- * cannot (a fatal service error), the job fails and the checkpoint is never completed. Only the
- * entries a PutRecords reports as failed are resent; throttling and transient errors are
- * retried without limit (with backoff), so an unreachable stream blocks the job.
- * Per-partition-key order holds: a record is never sent while an earlier record with the same
- * partition key is unacknowledged (see docs/kinesis-sink.md).
+ * PutRecords (or to the stream the serializer names per record). Guarantee: at-least-once. At every
+ * checkpoint barrier (and at the end of input) each subtask sends everything it buffered and waits
+ * until every entry is acknowledged; if it cannot (a fatal service error), the job fails and the
+ * checkpoint is never completed. Only the entries a PutRecords reports as failed are resent;
+ * throttling and transient errors are retried without limit (with backoff), so an unreachable
+ * stream blocks the job. Per-partition-key order holds: a record is never sent while an earlier
+ * record with the same stream and partition key is unacknowledged or awaiting retry (see
+ * docs/kinesis-sink.md).
  *
  * `cfg` and its strings are copied. `upstream`, `name` and `id` as in weir_job_add_sink. Each
  * subtask opens its own client in open (checking the stream with DescribeStreamSummary) and

@@ -470,6 +470,18 @@ Test(kinesis_sink, config_validation) {
   k.pk_mode = WEIR_KINESIS_PK_FIXED; /* without a key */
   cr_assert_eq(weir_job_add_kinesis_sink(job, src, "a", &k, NULL), WEIR_EINVAL);
   k.partition_key = "x";
+  k.max_in_flight = WEIR_KINESIS_SINK_MAX_IN_FLIGHT + 1;
+  cr_assert_eq(weir_job_add_kinesis_sink(job, src, "a", &k, NULL), WEIR_EINVAL);
+  k.max_in_flight = 0;
+  k.aggregation_max_bytes = 10; /* below the KPL minimum */
+  cr_assert_eq(weir_job_add_kinesis_sink(job, src, "a", &k, NULL), WEIR_EINVAL);
+  k.aggregation_max_bytes = 0;
+  k.rate_mode = (weir_kinesis_rate_mode)7;
+  cr_assert_eq(weir_job_add_kinesis_sink(job, src, "a", &k, NULL), WEIR_EINVAL);
+  k.rate_mode = WEIR_KINESIS_RATE_NONE;
+  k.dead_letter_path = "";
+  cr_assert_eq(weir_job_add_kinesis_sink(job, src, "a", &k, NULL), WEIR_EINVAL);
+  k.dead_letter_path = NULL;
   cr_assert_eq(weir_job_add_kinesis_sink(job, src, "a", &k, NULL), 0);
   weir_job_destroy(job);
   weir_generator_destroy(gen);
