@@ -233,8 +233,7 @@ typedef struct weir_kinesis_source_record {
  * parallelism is above 1; `data` is the deserialize_data pointer given in the configuration.
  */
 typedef int (*weir_kinesis_deserialize_cb)(void *data, weir_ctx *ctx,
-                                           const weir_kinesis_source_record *in,
-                                           weir_record *out);
+                                           const weir_kinesis_source_record *in, weir_record *out);
 
 /* Retry policy of one call type: attempts = 1 + retries, full-jitter backoff between them
  * uniform in [0, min(max_ms, base_ms * exp^n)]. All zero = the default of that call type. */
@@ -259,12 +258,12 @@ typedef struct weir_kinesis_source_config {
   weir_kinesis_config client; /* where and as whom (strings copied) */
   weir_kinesis_credentials_provider credentials;
   weir_kinesis_start_position initial_position;
-  const char *initial_timestamp; /* AT_TIMESTAMP: ISO-8601 ("2026-11-26T01:00:00Z", optional
-                                    fraction and +hh:mm offset) or epoch seconds ("1764118800.5");
-                                    copied */
-  int64_t discovery_interval_ms; /* ListShards every this long (default 10000; -1 = only once
-                                    at start) */
-  uint32_t getrecords_max;       /* GetRecords Limit (default 10000; 1..10000) */
+  const char *initial_timestamp;  /* AT_TIMESTAMP: ISO-8601 ("2026-11-26T01:00:00Z", optional
+                                     fraction and +hh:mm offset) or epoch seconds ("1764118800.5");
+                                     copied */
+  int64_t discovery_interval_ms;  /* ListShards every this long (default 10000; -1 = only once
+                                     at start) */
+  uint32_t getrecords_max;        /* GetRecords Limit (default 10000; 1..10000) */
   int64_t getrecords_interval_ms; /* least time between GetRecords calls of one shard that
                                      returned less than a full batch (default 200). The budget of
                                      5 calls per second and shard is kept whatever this is. */
