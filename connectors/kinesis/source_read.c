@@ -157,6 +157,17 @@ static int fetch_shard(struct ksub *s, weir_ctx *ctx, size_t i, int64_t now) {
     k->active_ms = now;
   /* A full batch means more is waiting: go again as soon as the budget allows. */
   k->next_fetch_ms = s->batch.n >= cfg->getrecords_max ? now : now + cfg->getrecords_interval_ms;
+  {
+    /* The byte budget: B bytes just read use B / 2 MiB seconds of this shard's quota. */
+    uint64_t bytes = 0;
+    int64_t quota_ms;
+
+    for (size_t r = 0; r < s->batch.n; r++)
+      bytes += s->batch.recs[r].data.len;
+    quota_ms = (int64_t)(bytes * 1000u / WEIR_KINESIS_SOURCE_BYTES_PER_SECOND);
+    if (now + quota_ms > k->next_fetch_ms)
+      k->next_fetch_ms = now + quota_ms;
+  }
   if (s->batch.n_children > 0 &&
       (rc = weir__ksrc_add_children(s, k->stream, s->batch.children, s->batch.n_children)) != 0)
     WEIR_LOG_WARN("kinesis source: %s: child shards not recorded (%s); the next listing will "

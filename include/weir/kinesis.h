@@ -250,6 +250,10 @@ typedef struct weir_kinesis_backoff {
 #define WEIR_KINESIS_SOURCE_MAX_SHARDS 4096
 /* Per-shard read budget: 5 GetRecords calls per second (Kinesis Data Streams quotas). */
 #define WEIR_KINESIS_SOURCE_CALLS_PER_SECOND 5
+/* Per-shard read budget: 2 MiB of data per second (Kinesis Data Streams quotas). After a
+ * GetRecords that returned B bytes, the shard is not read again for B / 2 MiB seconds, so a
+ * shard with a backlog is drained at the quota instead of being throttled by the service. */
+#define WEIR_KINESIS_SOURCE_BYTES_PER_SECOND (2u << 20)
 
 typedef struct weir_kinesis_source_config {
   const char *const *streams; /* 1..WEIR_KINESIS_SOURCE_MAX_STREAMS names, same region; the
