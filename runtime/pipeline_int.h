@@ -65,5 +65,21 @@ int weir__pnode_stdin_source(struct weir__pnode *n);
 int weir__pnode_file_sink(struct weir__pnode *n);
 int weir__pnode_stdout_sink(struct weir__pnode *n);
 int weir__pnode_plugin(struct weir__pnode *n);
+/* Analytics operators (runtime/pipeline_analytics.c). */
+int weir__pnode_json_parse(struct weir__pnode *n);
+int weir__pnode_json_filter(struct weir__pnode *n);
+int weir__pnode_json_project(struct weir__pnode *n);
+int weir__pnode_key_by(struct weir__pnode *n);
+int weir__pnode_timestamps(struct weir__pnode *n);
+int weir__pnode_window(struct weir__pnode *n);
+/* Kinesis (runtime/pipeline_kinesis_source.c, runtime/pipeline_kinesis.c). */
+int weir__pnode_kinesis_source(struct weir__pnode *n);
+int weir__pnode_kinesis_sink(struct weir__pnode *n);
+
+struct weir_kinesis_config;
+/* Reads the connection keys every Kinesis node has (region, endpoint, access_key_id,
+ * secret_access_key, session_token, profile, ca_file, connect_timeout, request_timeout) from
+ * map `m` into *out (strings borrowed from the document). Returns 0 or WEIR_EPARSE. */
+int weir__pnode_kinesis_client(weir__cfg *m, struct weir_kinesis_config *out);
 
 #endif /* WEIR_PIPELINE_INT_H */

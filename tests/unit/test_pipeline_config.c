@@ -182,7 +182,7 @@ Test(pipeline_config, bad_enum) {
              "sinks:\n"
              "  - type: stdout\n",
              "p.yaml:2:11: sources[0].type: bad value \"kafka\" (hint: one of: generator, file, "
-             "stdin)");
+             "stdin, kinesis)");
 }
 
 Test(pipeline_config, unset_env_var) {
