@@ -249,8 +249,12 @@ static int check(struct ksub *s, int stream, weir_buf data, weir_buf key, weir_b
   int rc;
 
   if (st->bad_rc != 0) {
+    /* bad_msg may be longer than msg: keep its head (a bounded copy, not a format). */
+    size_t n = strnlen(st->bad_msg, sizeof(msg) - 1);
+
     kind = "stream_unavailable";
-    snprintf(msg, sizeof(msg), "%s", st->bad_msg);
+    memcpy(msg, st->bad_msg, n);
+    msg[n] = '\0';
   } else if (data.len + key.len > st->record_limit) {
     kind = "oversized";
     snprintf(msg, sizeof(msg),
