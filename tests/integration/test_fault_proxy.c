@@ -83,7 +83,7 @@ static struct weir_kinesis_put_result results[N_PUT];
 /* Entries "rec-000".."rec-<n-1>" with partition key = data. */
 static void make_entries(size_t n) {
   for (size_t i = 0; i < n; i++) {
-    snprintf(payload[i], sizeof(payload[i]), "rec-%03zu", i);
+    snprintf(payload[i], sizeof(payload[i]), "rec-%03u", (unsigned)(i % 1000));
     entries[i].data = (weir_buf){(const uint8_t *)payload[i], strlen(payload[i])};
     entries[i].partition_key = entries[i].data;
     entries[i].explicit_hash_key = NULL;
