@@ -3,9 +3,13 @@
  * and the bad-record policy.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "analytics_int.h"
+
+/* Bytes of a bad record quoted in its error message. */
+#define BAD_RECORD_HEAD 60
 
 int weir__add_owned_operator(weir_job *job, int upstream, const char *name, const weir_operator *op,
                              void *owned, void (*owned_free)(void *), bool key_by,
@@ -31,14 +35,27 @@ int weir__add_owned_operator(weir_job *job, int upstream, const char *name, cons
 
 int weir__bad_record(weir_ctx *ctx, weir_bad_record_policy policy, weir_metric *counter,
                      const weir_record *r, const char *why) {
+  /* The record's head, with bytes that are not printable ASCII written as \xNN: a bad record
+   * may hold anything (invalid UTF-8, control bytes, NUL) and the message goes to logs. */
+  char head[BAD_RECORD_HEAD * 4 + 1];
+  size_t n = 0;
+
   if (policy == WEIR_BAD_RECORD_DROP) {
     weir_metric_add(counter, 1);
     return 0;
   }
-  weir_ctx_set_error(ctx, "%s: record at offset %" PRIu64 "%s%.*s: '%.*s'", why, r->offset,
+  for (size_t i = 0; i < r->value.len && i < BAD_RECORD_HEAD; i++) {
+    uint8_t c = r->value.ptr[i];
+
+    if (c >= 0x20 && c < 0x7f)
+      head[n++] = (char)c;
+    else
+      n += (size_t)snprintf(head + n, sizeof(head) - n, "\\x%02x", c);
+  }
+  head[n] = '\0';
+  weir_ctx_set_error(ctx, "%s: record at offset %" PRIu64 "%s%.*s: '%s'", why, r->offset,
                      r->meta.len ? " of " : "", (int)(r->meta.len > 200 ? 200 : r->meta.len),
-                     (const char *)r->meta.ptr, (int)(r->value.len > 60 ? 60 : r->value.len),
-                     (const char *)r->value.ptr);
+                     (const char *)r->meta.ptr, head);
   return WEIR_EPARSE;
 }
 

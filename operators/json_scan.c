@@ -30,6 +30,37 @@ static int hexval(uint8_t c) {
   return -1;
 }
 
+/*
+ * Length of the well-formed UTF-8 sequence starting at p (before end), or 0 when there is none:
+ * RFC 3629 (Unicode table 3-7), so no overlong forms, no surrogates, nothing above U+10FFFF.
+ * RFC 8259 section 8.1 requires JSON text to be UTF-8; the Kinesis source's JSON deserializer
+ * (jansson) refuses the same bytes, so a record is bad or good the same way at both places.
+ */
+static size_t utf8_seq(const uint8_t *p, const uint8_t *end) {
+  uint8_t c = p[0], lo = 0x80, hi = 0xBF;
+  size_t n;
+
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    lo = c == 0xE0 ? 0xA0 : 0x80;
+    hi = c == 0xED ? 0x9F : 0xBF;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    lo = c == 0xF0 ? 0x90 : 0x80;
+    hi = c == 0xF4 ? 0x8F : 0xBF;
+  } else {
+    return 0;
+  }
+  if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
+    return 0;
+  for (size_t i = 2; i < n; i++)
+    if (p[i] < 0x80 || p[i] > 0xBF)
+      return 0;
+  return n;
+}
+
 /* At the opening quote. Leaves r->p after the closing quote. */
 static int read_string(struct rd *r, struct weir__json_span *s) {
   const uint8_t *start;
@@ -50,6 +81,14 @@ static int read_string(struct rd *r, struct weir__json_span *s) {
     }
     if (c < 0x20)
       return WEIR_EPARSE;
+    if (c >= 0x80) { /* not ASCII: a whole, valid UTF-8 sequence or a bad record */
+      size_t n = utf8_seq(r->p, r->end);
+
+      if (n == 0)
+        return WEIR_EPARSE;
+      r->p += n;
+      continue;
+    }
     if (c == '\\') {
       s->escaped = 1;
       if (++r->p >= r->end)

@@ -365,7 +365,25 @@ int weir__cfg_parse(weir__cfg_doc **docp, const char *file, const char *text, si
     goto fail;
   parser_ok = true;
   yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-  if (!yaml_parser_load(&parser, &yd)) {
+  if (!yaml_parser_load(&parser, &yd) && parser.error == YAML_READER_ERROR) {
+    /* Bytes that are not UTF-8 (or a control character): libyaml's reader gives only a byte
+     * offset, no mark, so find the line and column here instead of reporting 1:1. */
+    size_t off = parser.problem_offset < len ? parser.problem_offset : len, bol = 0;
+    unsigned line = 1;
+
+    for (size_t i = 0; i < off; i++)
+      if (text[i] == '\n') {
+        line++;
+        bol = i + 1;
+      }
+    rc = error_at(doc, line, (unsigned)(off - bol) + 1, NULL,
+                  "save the file as UTF-8 and quote or remove control characters",
+                  "YAML syntax error: %s (byte 0x%02x)",
+                  parser.problem ? parser.problem : "unreadable input",
+                  off < len ? (unsigned)(unsigned char)text[off] : 0u);
+    goto fail;
+  }
+  if (parser.error != YAML_NO_ERROR) { /* yaml_parser_load failed */
     const yaml_mark_t *m = parser.problem_mark.line || parser.problem_mark.column
                                ? &parser.problem_mark
                                : &parser.context_mark;

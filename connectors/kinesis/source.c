@@ -64,8 +64,11 @@ static int make_client(weir_ctx *ctx, struct ksub *s) {
                        s->src->streams[0]);
     return rc;
   }
-  /* GetRecords is retried here, per shard, so one throttled shard does not hold the others. */
+  /* GetRecords is retried here, per shard, so one throttled shard does not hold the others.
+   * The client logs its final errors at debug level: the source counts throttles, warns on
+   * the retries it makes, and a fatal error reaches the log once, as the job's failure. */
   weir__kinesis_set_retry(s->client, WEIR_KINESIS_OP_GET_RECORDS, &none);
+  s->client->quiet = true;
   set_retry(s->client, WEIR_KINESIS_OP_GET_SHARD_ITERATOR, &cfg->getiterator_backoff);
   set_retry(s->client, WEIR_KINESIS_OP_LIST_SHARDS, &cfg->listshards_backoff);
   return 0;

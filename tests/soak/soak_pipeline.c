@@ -1,0 +1,454 @@
+/*
+ * soak_pipeline.c: the soak run (issue 9). A steady pipeline for a given time under the fault
+ * proxy:
+ *
+ *   producer thread --PutRecords--> proxy --> kinesalite "soak-in" (2 shards)
+ *   job: Kinesis source (JSON) -> json_key_by("k") -> running keyed count (GLOBAL window)
+ *        -> Kinesis sink "soak-out", checkpoints every second, everything through the proxy
+ *
+ * The proxy (tests/support/fault_proxy.js) injects throttling, 500 InternalFailure and
+ * PutRecords partial failures at low rates; none of these forwards the request, so nothing is
+ * written twice and the counts below must match exactly.
+ *
+ * Prints RSS (VmRSS of this process: the job, not the node servers) after the warm-up, every
+ * report interval and at the end; records produced / read / written; checkpoints completed;
+ * faults injected by kind. At the end the producer stops and the job must drain: records read ==
+ * produced and records written == read. Exits 0 when drained and the end RSS is below
+ * 2 x warm-up RSS + 32 MiB (a generous bound: it catches a leak per record or per checkpoint,
+ * not allocator noise; docs/guarantees.md, "Soak"), 1 otherwise, 77 when node or the npm
+ * packages are missing (skip).
+ *
+ * Usage: soak_pipeline [--seconds N (600)] [--rate RECORDS_PER_S (200)] [--keys N (100)]
+ *                      [--report-every S (60)] [--seed N (1)] [--no-rss-check]
+ * scripts/soak.sh runs the full form and a short valgrind run.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <weir/weir.h>
+
+#include "../support/fault_proxy.c"
+#include "../support/kinesis_server.c"
+#include "connectors/kinesis/client_int.h"
+
+#define SOAK_IN "soak-in"
+#define SOAK_OUT "soak-out"
+#define SOAK_EXIT_SKIP 77
+/* The producer sends one PutRecords per tick. */
+#define SOAK_TICK_MS 100
+/* Time allowed for the job to drain after the producer stops. */
+#define SOAK_DRAIN_TIMEOUT_MS 180000
+/* RSS bound at the end: 2 x warm-up + this (see the header comment). */
+#define SOAK_RSS_SLACK_KB (32 * 1024)
+
+/* Low-rate faults; first match wins. Throttling, 500s and partial failures forward nothing. */
+static const char soak_rules[] =
+    "[{\"op\":\"PutRecords\",\"fault\":\"partial_failure\",\"rate\":0.03,\"fraction\":0.2},"
+    "{\"op\":\"PutRecords\",\"fault\":\"throttle\",\"rate\":0.02},"
+    "{\"op\":\"GetRecords\",\"fault\":\"throttle\",\"rate\":0.02},"
+    "{\"op\":\"*\",\"fault\":\"http_500\",\"rate\":0.01}]";
+
+struct soak_opts {
+  long seconds;
+  long rate;
+  long keys;
+  long report_every;
+  uint64_t seed;
+  bool rss_check; /* false with --no-rss-check (sanitizer builds: see tests/CMakeLists.txt) */
+};
+
+struct soak_producer {
+  const char *endpoint; /* borrowed: the proxy's */
+  const struct soak_opts *o;
+  atomic_bool stop;
+  atomic_long produced; /* records acknowledged by the service */
+  atomic_long put_errors;
+  atomic_int rc; /* 0, or the error that stopped it */
+};
+
+static int64_t soak_now_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void soak_sleep_ms(int64_t ms) {
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    ;
+}
+
+/* VmRSS of this process in KiB, -1 when unreadable. */
+static long soak_rss_kb(void) {
+  char line[256];
+  long kb = -1;
+  FILE *f = fopen("/proc/self/status", "r");
+
+  if (f == NULL)
+    return -1;
+  while (fgets(line, sizeof(line), f) != NULL)
+    if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+      break;
+  fclose(f);
+  return kb;
+}
+
+static void soak_client_config(weir_kinesis_config *cfg, const char *endpoint) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->region = "us-east-1";
+  cfg->endpoint = endpoint;
+  cfg->access_key_id = "AKIDEXAMPLE";
+  cfg->secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+  cfg->connect_timeout_ms = 2000;
+  cfg->request_timeout_ms = 20000;
+}
+
+/*
+ * The producer: every tick, rate/10 records {"k":"k<i mod keys>","i":<i>} with partition key
+ * k<i mod keys>, resending failed entries (and whole failed calls) until all are taken, so
+ * `produced` counts each record once.
+ */
+static void *soak_produce(void *arg) {
+  struct soak_producer *p = arg;
+  static struct weir_kinesis_put_entry e[WEIR_KINESIS_PUT_MAX_RECORDS];
+  static struct weir_kinesis_put_result res[WEIR_KINESIS_PUT_MAX_RECORDS];
+  static char data[WEIR_KINESIS_PUT_MAX_RECORDS][64], keys[WEIR_KINESIS_PUT_MAX_RECORDS][24];
+  weir_kinesis_client *c = NULL;
+  weir_kinesis_config cfg;
+  long per_tick = p->o->rate * SOAK_TICK_MS / 1000, next = 0;
+  int64_t t = soak_now_ms();
+
+  if (per_tick < 1)
+    per_tick = 1;
+  if (per_tick > WEIR_KINESIS_PUT_MAX_RECORDS)
+    per_tick = WEIR_KINESIS_PUT_MAX_RECORDS;
+  soak_client_config(&cfg, p->endpoint);
+  {
+    int rc = weir_kinesis_client_create(&c, &cfg);
+
+    if (rc != 0) {
+      atomic_store(&p->rc, rc);
+      return NULL;
+    }
+  }
+  while (!atomic_load(&p->stop)) {
+    size_t n = 0;
+
+    for (long j = 0; j < per_tick; j++, next++) {
+      int dl =
+          snprintf(data[n], sizeof(data[n]), "{\"k\":\"k%ld\",\"i\":%ld}", next % p->o->keys, next);
+      int kl = snprintf(keys[n], sizeof(keys[n]), "k%ld", next % p->o->keys);
+
+      e[n].data = (weir_buf){(const uint8_t *)data[n], (size_t)dl};
+      e[n].partition_key = (weir_buf){(const uint8_t *)keys[n], (size_t)kl};
+      e[n].explicit_hash_key = NULL;
+      n++;
+    }
+    while (n > 0) {
+      size_t failed = 0, m = 0;
+      int rc = weir__kinesis_put_records(c, SOAK_IN, e, n, res, &failed);
+
+      if (rc != 0) { /* the client's own retries are spent: back off and send it all again */
+        atomic_fetch_add(&p->put_errors, 1);
+        soak_sleep_ms(200);
+        continue;
+      }
+      for (size_t i = 0; i < n; i++)
+        if (!res[i].ok)
+          e[m++] = e[i]; /* keep order: the data and key buffers stay where they are */
+      atomic_fetch_add(&p->produced, (long)(n - m));
+      n = m;
+    }
+    t += SOAK_TICK_MS;
+    if (t > soak_now_ms())
+      soak_sleep_ms(t - soak_now_ms());
+    else
+      t = soak_now_ms(); /* behind (faults, a slow server): do not burst to catch up */
+  }
+  weir_kinesis_client_destroy(c);
+  return NULL;
+}
+
+/* Prints the proxy's injection counters as "kind=n ...". */
+static void soak_print_faults(struct weir_test_fproxy *px) {
+  static const char *kinds[] = {"throttle", "http_500", "partial_failure"};
+
+  printf("faults injected:");
+  for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+    printf(" %s=%ld", kinds[i], weir_test_fproxy_injected(px, kinds[i]));
+  printf("\n");
+}
+
+static void soak_print_progress(weir_job *job, struct soak_producer *p, int64_t t0, long rss0) {
+  weir_checkpoint_stats cs;
+  long rss = soak_rss_kb();
+
+  weir_job_checkpoint_stats(job, &cs);
+  printf("[%6.1f s] rss=%ld KiB (%+ld) produced=%ld in=%" PRId64 " out=%" PRId64
+         " checkpoints=%" PRIu64 " ckpt_p99=%.1f ms\n",
+         (double)(soak_now_ms() - t0) / 1000.0, rss, rss0 >= 0 ? rss - rss0 : 0,
+         atomic_load(&p->produced),
+         weir_job_metric_sum(job, "weir_kinesis_source_records_total", NULL),
+         weir_job_metric_sum(job, "weir_kinesis_sink_records_total", NULL), cs.completed,
+         (double)cs.p99_duration_us / 1000.0);
+  fflush(stdout);
+}
+
+static int soak_parse(int argc, char **argv, struct soak_opts *o) {
+  o->seconds = 600;
+  o->rate = 200;
+  o->keys = 100;
+  o->report_every = 60;
+  o->seed = 1;
+  o->rss_check = true;
+  for (int i = 1; i < argc; i++) {
+    long *dst = NULL;
+    char *end;
+    long v;
+
+    if (strcmp(argv[i], "--no-rss-check") == 0) {
+      o->rss_check = false;
+      continue;
+    }
+    if (strcmp(argv[i], "--seconds") == 0)
+      dst = &o->seconds;
+    else if (strcmp(argv[i], "--rate") == 0)
+      dst = &o->rate;
+    else if (strcmp(argv[i], "--keys") == 0)
+      dst = &o->keys;
+    else if (strcmp(argv[i], "--report-every") == 0)
+      dst = &o->report_every;
+    else if (strcmp(argv[i], "--seed") != 0 || i + 1 >= argc) {
+      fprintf(stderr,
+              "usage: %s [--seconds N] [--rate RECORDS_PER_S] [--keys N] [--report-every S] "
+              "[--seed N] [--no-rss-check]\n",
+              argv[0]);
+      return -1;
+    }
+    if (i + 1 >= argc)
+      return -1;
+    v = strtol(argv[++i], &end, 10);
+    if (*end != '\0' || v < 1) {
+      fprintf(stderr, "%s: %s needs a positive number\n", argv[0], argv[i - 1]);
+      return -1;
+    }
+    if (dst != NULL)
+      *dst = v;
+    else
+      o->seed = (uint64_t)v;
+  }
+  return 0;
+}
+
+/* Builds the job: source -> json_key_by -> running count -> sink. */
+static int soak_build(weir_job *job, const char *endpoint, const char *ckpt_dir) {
+  const char *streams[] = {SOAK_IN};
+  weir_kinesis_source_config src;
+  weir_kinesis_sink_config snk;
+  weir_window_config win = {0};
+  int s, k, w, o, rc;
+
+  weir_kinesis_source_config_init(&src);
+  src.streams = streams;
+  src.n_streams = 1;
+  soak_client_config(&src.client, endpoint);
+  src.initial_position = WEIR_KINESIS_START_TRIM_HORIZON;
+  src.deserializer = WEIR_KINESIS_DESER_JSON;
+  src.fail_on_deserialize_error = true;
+  weir_kinesis_sink_config_init(&snk);
+  snk.stream = SOAK_OUT;
+  soak_client_config(&snk.client, endpoint);
+  win.kind = WEIR_WINDOW_GLOBAL;
+  win.time = WEIR_TIME_PROCESSING;
+  win.aggs = WEIR_AGG_COUNT;
+  win.on_bad = WEIR_BAD_RECORD_FAIL;
+  if ((rc = weir_job_add_kinesis_source(job, "source", &src, &s)) != 0 ||
+      (rc = weir_job_set_uid(job, s, "source")) != 0 ||
+      (rc = weir_job_json_key_by(job, s, "by-k", "k", WEIR_BAD_RECORD_FAIL, &k)) != 0 ||
+      (rc = weir_job_window(job, k, "count", &win, &w)) != 0 ||
+      (rc = weir_job_set_uid(job, w, "count")) != 0 ||
+      (rc = weir_job_add_kinesis_sink(job, w, "sink", &snk, &o)) != 0 ||
+      (rc = weir_job_set_checkpoint_dir(job, ckpt_dir)) != 0 ||
+      (rc = weir_job_set_checkpoint_interval(job, 1000)) != 0)
+    return rc;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  struct weir_test_kserver srv = {0};
+  struct weir_test_fproxy px = {0};
+  struct soak_producer prod = {0};
+  struct soak_opts o;
+  weir_kinesis_client *admin = NULL;
+  weir_kinesis_config acfg;
+  weir_job *job = NULL;
+  weir_checkpoint_stats cs;
+  pthread_t prod_thread;
+  bool prod_started = false, job_started = false, drained = false;
+  char why[512], dir[64] = "", cmd[128];
+  long rss_warm = -1, rss_end, rss_max = 0, warmup_s;
+  int64_t t0, t_end, next_report, in = 0, out = 0, drain_ms = 0;
+  int rc, exit_code = 1;
+
+  srv.stdin_fd = -1;
+  px.stdin_fd = -1;
+  if (soak_parse(argc, argv, &o) != 0)
+    return 2;
+  /* Warm-up: a tenth of the run, 3..60 s; RSS is compared against its end. */
+  warmup_s = o.seconds / 10 < 3 ? 3 : o.seconds / 10 > 60 ? 60 : o.seconds / 10;
+  weir_log_set_handler(NULL, NULL, WEIR_LOG_ERROR);
+  rc = weir_test_kserver_start(&srv, "kinesalite", why, sizeof(why));
+  if (rc == WEIR_TEST_KSERVER_SKIP) {
+    printf("SKIP: %s\n", why);
+    return SOAK_EXIT_SKIP;
+  }
+  if (rc != WEIR_TEST_KSERVER_OK) {
+    fprintf(stderr, "cannot start kinesalite: %s\n", why);
+    goto done;
+  }
+  rc = weir_test_fproxy_start(&px, srv.endpoint, o.seed, soak_rules, why, sizeof(why));
+  if (rc == WEIR_TEST_KSERVER_SKIP) {
+    printf("SKIP: %s\n", why);
+    exit_code = SOAK_EXIT_SKIP;
+    goto done;
+  }
+  if (rc != WEIR_TEST_KSERVER_OK) {
+    fprintf(stderr, "cannot start the fault proxy: %s\n", why);
+    goto done;
+  }
+  soak_client_config(&acfg, srv.endpoint); /* streams are made without faults */
+  if (weir_kinesis_client_create(&admin, &acfg) != 0 ||
+      weir__kinesis_create_stream(admin, SOAK_IN, 2) != 0 ||
+      weir__kinesis_create_stream(admin, SOAK_OUT, 2) != 0 ||
+      weir__kinesis_wait_active(admin, SOAK_IN, 30000) != 0 ||
+      weir__kinesis_wait_active(admin, SOAK_OUT, 30000) != 0) {
+    fprintf(stderr, "cannot create the streams\n");
+    goto done;
+  }
+  strcpy(dir, "/tmp/weir-soak-XXXXXX");
+  if (mkdtemp(dir) == NULL) {
+    dir[0] = '\0';
+    perror("mkdtemp");
+    goto done;
+  }
+  if ((rc = weir_job_create(&job, "soak")) != 0 || (rc = soak_build(job, px.endpoint, dir)) != 0 ||
+      (rc = weir_job_start(job)) != 0) {
+    fprintf(stderr, "job: %s: %s\n", weir_strerror(rc), job != NULL ? weir_job_error(job) : "");
+    goto done;
+  }
+  job_started = true;
+  prod.endpoint = px.endpoint;
+  prod.o = &o;
+  if (pthread_create(&prod_thread, NULL, soak_produce, &prod) != 0)
+    goto done;
+  prod_started = true;
+  printf("soak: %ld s at %ld records/s over %ld keys, warm-up %ld s, seed %" PRIu64 "\n", o.seconds,
+         o.rate, o.keys, warmup_s, o.seed);
+  printf("pipeline: producer -> proxy -> kinesalite %s (2 shards) -> source (JSON) -> "
+         "json_key_by(k) -> running count -> sink %s; checkpoints every 1 s\n",
+         SOAK_IN, SOAK_OUT);
+  t0 = soak_now_ms();
+  t_end = t0 + o.seconds * 1000;
+  next_report = t0 + warmup_s * 1000;
+  while (soak_now_ms() < t_end) {
+    long rss = soak_rss_kb();
+
+    if (rss > rss_max)
+      rss_max = rss;
+    if (soak_now_ms() >= next_report) {
+      if (rss_warm < 0) {
+        rss_warm = rss;
+        printf("warm-up done: rss_start=%ld KiB\n", rss_warm);
+      }
+      soak_print_progress(job, &prod, t0, rss_warm);
+      next_report += o.report_every * 1000;
+    }
+    if (atomic_load(&prod.rc) != 0) {
+      fprintf(stderr, "producer failed: %s\n", weir_strerror(atomic_load(&prod.rc)));
+      goto done;
+    }
+    soak_sleep_ms(200);
+  }
+  atomic_store(&prod.stop, true);
+  pthread_join(prod_thread, NULL);
+  prod_started = false;
+  if (rss_warm < 0)
+    rss_warm = soak_rss_kb();
+  /* Drain: everything produced read, everything read written. */
+  {
+    int64_t t_drain = soak_now_ms();
+
+    while (soak_now_ms() - t_drain < SOAK_DRAIN_TIMEOUT_MS) {
+      in = weir_job_metric_sum(job, "weir_kinesis_source_records_total", NULL);
+      out = weir_job_metric_sum(job, "weir_kinesis_sink_records_total", NULL);
+      if (in == atomic_load(&prod.produced) && out == in) {
+        drained = true;
+        break;
+      }
+      soak_sleep_ms(100);
+    }
+    drain_ms = soak_now_ms() - t_drain;
+  }
+  rss_end = soak_rss_kb();
+  if (rss_end > rss_max)
+    rss_max = rss_end;
+  soak_print_progress(job, &prod, t0, rss_warm);
+  weir_job_stop(job);
+  rc = weir_job_wait(job);
+  job_started = false;
+  if (rc != 0) {
+    fprintf(stderr, "job failed: %s: %s\n", weir_strerror(rc), weir_job_error(job));
+    goto done;
+  }
+  weir_job_checkpoint_stats(job, &cs);
+  printf("---- soak result ----\n");
+  printf("duration: %ld s (+ drain %.1f s)\n", o.seconds, (double)drain_ms / 1000.0);
+  printf("records: produced=%ld in=%" PRId64 " out=%" PRId64 " (producer put calls failed "
+         "after retries: %ld)\n",
+         atomic_load(&prod.produced), in, out, atomic_load(&prod.put_errors));
+  printf("checkpoints: completed=%" PRIu64 " failed=%" PRIu64 " p50=%.1f ms p99=%.1f ms\n",
+         cs.completed, cs.failed, (double)cs.p50_duration_us / 1000.0,
+         (double)cs.p99_duration_us / 1000.0);
+  soak_print_faults(&px);
+  printf("rss: start(after warm-up)=%ld KiB end=%ld KiB max=%ld KiB growth=%+ld KiB "
+         "(bound: end < 2 x start + %d KiB)\n",
+         rss_warm, rss_end, rss_max, rss_end - rss_warm, SOAK_RSS_SLACK_KB);
+  printf("drained: %s\n", drained ? "yes" : "NO");
+  if (!o.rss_check)
+    printf("rss bound: not checked (--no-rss-check)\n");
+  if (drained && (!o.rss_check || rss_end < 2 * rss_warm + SOAK_RSS_SLACK_KB) &&
+      atomic_load(&prod.produced) > 0) {
+    printf("SOAK OK\n");
+    exit_code = 0;
+  } else {
+    printf("SOAK FAILED\n");
+  }
+
+done:
+  if (prod_started) {
+    atomic_store(&prod.stop, true);
+    pthread_join(prod_thread, NULL);
+  }
+  if (job_started) {
+    weir_job_cancel(job);
+    (void)weir_job_wait(job);
+  }
+  weir_job_destroy(job);
+  weir_kinesis_client_destroy(admin);
+  weir_test_fproxy_stop(&px);
+  weir_test_kserver_stop(&srv);
+  if (dir[0] != '\0') {
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+      fprintf(stderr, "could not remove %s\n", dir);
+  }
+  return exit_code;
+}
