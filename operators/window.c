@@ -48,9 +48,10 @@ static int64_t wall_ms(void) {
 
 /* ---- state of one key --------------------------------------------------------------------- */
 
-static int load(struct win_inst *w, weir_buf key, size_t *n) {
+/* `h` is always weir__state_key_hash(key): computed once per record (win_process). */
+static int load(struct win_inst *w, weir_buf key, uint64_t h, size_t *n) {
   weir_buf v;
-  int rc = weir_value_state_get(w->st, key, &v);
+  int rc = weir__value_state_get_h(w->st, key, h, &v);
 
   if (rc == WEIR_ENOTFOUND) {
     *n = 0;
@@ -65,13 +66,22 @@ static int load(struct win_inst *w, weir_buf key, size_t *n) {
   return 0;
 }
 
-static int store(struct win_inst *w, weir_buf key, size_t n) {
+static int store(struct win_inst *w, weir_buf key, uint64_t h, size_t n) {
   if (n == 0) {
-    int rc = weir_value_state_remove(w->st, key);
+    int rc = weir__value_state_remove_h(w->st, key, h);
 
     return rc == WEIR_ENOTFOUND ? 0 : rc;
   }
-  return weir_value_state_put(w->st, key, (weir_buf){w->slots, n * w->op->slot_size});
+  return weir__value_state_put_h(w->st, key, h, (weir_buf){w->slots, n * w->op->slot_size});
+}
+
+/* Copies one slot. With the built-in accumulator its size is a constant the compiler inlines
+ * (the general size is a call to memcpy, which showed in profiles at one per record). */
+static inline void slot_copy(const struct win_op *o, void *dst, const void *src) {
+  if (!o->has_user)
+    memcpy(dst, src, sizeof(struct slot_hdr) + sizeof(struct builtin_acc));
+  else
+    memcpy(dst, src, o->slot_size);
 }
 
 /* ---- callbacks ---------------------------------------------------------------------------- */
@@ -165,7 +175,7 @@ static int get_slot(weir_ctx *ctx, struct win_inst *w, weir_buf key, size_t *n, 
 /* The common case: every window of the record exists already; update the accumulators in the
  * state entry itself (one lookup, no copy). Returns 1 when done, 0 to take the general path,
  * 2 when the key has no windows at all, or a negative error. */
-static int update_in_place(weir_ctx *ctx, struct win_inst *w, const weir_record *r,
+static int update_in_place(weir_ctx *ctx, struct win_inst *w, const weir_record *r, uint64_t kh,
                            const int64_t *starts, size_t n_win, double num) {
   const struct win_op *o = w->op;
   const weir_window_config *c = &o->cfg;
@@ -176,7 +186,7 @@ static int update_in_place(weir_ctx *ctx, struct win_inst *w, const weir_record 
   size_t len, n, i, j, next_free = 0;
   int rc;
 
-  rc = weir__value_state_get_mut(w->st, r->key, &p, &len);
+  rc = weir__value_state_get_mut_h(w->st, r->key, kh, &p, &len);
   if (rc == WEIR_ENOTFOUND)
     return 2;
   if (rc != 0 || len % o->slot_size != 0)
@@ -214,6 +224,18 @@ static int update_in_place(weir_ctx *ctx, struct win_inst *w, const weir_record 
   for (i = 0; i < n_win; i++) {
     struct slot_hdr *h = slot_at(w, 0);
 
+    if (!claim[i] && !o->has_user) {
+      /* The usual record: a built-in accumulator is updated in the entry itself (a user
+       * aggregate gets an aligned copy below). */
+      weir__win_builtin_add(found[i] + sizeof(struct slot_hdr), num);
+      memcpy(&hdr, found[i], sizeof(hdr));
+      if (hdr.state == WEIR__SLOT_FIRED) {
+        slot_copy(o, h, found[i]);
+        if ((rc = weir__win_emit_result(ctx, w, r->key, h, h->end - 1)) != 0)
+          return rc;
+      }
+      continue;
+    }
     if (claim[i]) {
       memset(h, 0, o->slot_size);
       h->start = starts[i];
@@ -223,11 +245,11 @@ static int update_in_place(weir_ctx *ctx, struct win_inst *w, const weir_record 
       if ((rc = weir__win_add_timer(ctx, w, h->end - 1, r->key)) != 0)
         return rc;
     } else {
-      memcpy(h, found[i], o->slot_size);
+      slot_copy(o, h, found[i]);
     }
     if ((rc = weir__win_acc_add(o, slot_acc(h), r, num)) != 0)
       return rc;
-    memcpy(found[i], h, o->slot_size);
+    slot_copy(o, found[i], h);
     /* Allowed lateness: a fired window updated by a late record fires again at once. Emitting
      * does not write the state, so the other found[] stay valid. */
     if (h->state == WEIR__SLOT_FIRED &&
@@ -242,8 +264,8 @@ static int update_in_place(weir_ctx *ctx, struct win_inst *w, const weir_record 
  * touches (Flink's TimeWindow.intersects: start <= other end and end >= other start),
  * transitively; the merged session is late when its end - 1 + lateness <= watermark.
  */
-static int process_session(weir_ctx *ctx, struct win_inst *w, const weir_record *r, int64_t ts,
-                           double num) {
+static int process_session(weir_ctx *ctx, struct win_inst *w, const weir_record *r, uint64_t kh,
+                           int64_t ts, double num) {
   const struct win_op *o = w->op;
   const weir_window_config *c = &o->cfg;
   int64_t s = ts, e = ts > INT64_MAX - c->gap_ms ? INT64_MAX : ts + c->gap_ms;
@@ -252,7 +274,7 @@ static int process_session(weir_ctx *ctx, struct win_inst *w, const weir_record 
   size_t n, i, kept = 0;
   int rc;
 
-  if ((rc = load(w, r->key, &n)) != 0)
+  if ((rc = load(w, r->key, kh, &n)) != 0)
     return rc;
   while (grew) {
     grew = false;
@@ -305,12 +327,12 @@ static int process_session(weir_ctx *ctx, struct win_inst *w, const weir_record 
     if ((rc = weir__win_add_timer(ctx, w, slot_due(o, h), r->key)) != 0)
       return rc;
   }
-  if ((rc = store(w, r->key, kept)) != 0)
+  if ((rc = store(w, r->key, kh, kept)) != 0)
     return rc;
   return h->state == WEIR__SLOT_FIRED ? weir__win_emit_result(ctx, w, r->key, h, h->end - 1) : 0;
 }
 
-static int process_one(weir_ctx *ctx, struct win_inst *w, const weir_record *r) {
+static int process_one(weir_ctx *ctx, struct win_inst *w, const weir_record *r, uint64_t kh) {
   const struct win_op *o = w->op;
   const weir_window_config *c = &o->cfg;
   struct slot_hdr *h, *refire[WEIR__WIN_MAX_PER_RECORD];
@@ -329,14 +351,15 @@ static int process_one(weir_ctx *ctx, struct win_inst *w, const weir_record *r) 
   if (o->needs_number && weir__win_read_number(o, r, &num) != 0)
     return weir__bad_record(ctx, c->on_bad, w->bad, r, "no numeric value to aggregate");
   if (c->kind == WEIR_WINDOW_GLOBAL) {
-    if ((rc = load(w, r->key, &n)) != 0 ||
+    if ((rc = load(w, r->key, kh, &n)) != 0 ||
         (rc = get_slot(ctx, w, r->key, &n, INT64_MIN, INT64_MAX, &h)) != 0 ||
-        (rc = weir__win_acc_add(o, slot_acc(h), r, num)) != 0 || (rc = store(w, r->key, n)) != 0)
+        (rc = weir__win_acc_add(o, slot_acc(h), r, num)) != 0 ||
+        (rc = store(w, r->key, kh, n)) != 0)
       return rc;
     return weir__win_emit_result(ctx, w, r->key, h, ts);
   }
   if (c->kind == WEIR_WINDOW_SESSION)
-    return process_session(ctx, w, r, ts, num);
+    return process_session(ctx, w, r, kh, ts, num);
   /* The windows containing ts, newest first: starts first, first - slide, ... > ts - size;
    * those past their allowed lateness are gone. */
   step = c->kind == WEIR_WINDOW_SLIDING ? c->slide_ms : c->size_ms;
@@ -351,12 +374,12 @@ static int process_one(weir_ctx *ctx, struct win_inst *w, const weir_record *r) 
   }
   if (n_win == 0)
     return on_late(ctx, w, r);
-  rc = update_in_place(ctx, w, r, starts, n_win, num);
+  rc = update_in_place(ctx, w, r, kh, starts, n_win, num);
   if (rc < 0 || rc == 1)
     return rc < 0 ? rc : 0;
   if (rc == 2) {
     n = 0;
-  } else if ((rc = load(w, r->key, &n)) != 0) {
+  } else if ((rc = load(w, r->key, kh, &n)) != 0) {
     if (rc == WEIR_EINVAL)
       weir_ctx_set_error(ctx, "a record's key belongs to another subtask: put weir_job_key_by "
                               "(or weir_job_json_key_by) right before the window");
@@ -379,7 +402,7 @@ static int process_one(weir_ctx *ctx, struct win_inst *w, const weir_record *r) 
     if (h->state == WEIR__SLOT_FIRED)
       refire[n_refire++] = h;
   }
-  if ((rc = store(w, r->key, n)) != 0)
+  if ((rc = store(w, r->key, kh, n)) != 0)
     return rc;
   /* Allowed lateness: a fired window updated by a late record fires again at once. */
   for (i = 0; i < n_refire; i++)
@@ -388,16 +411,39 @@ static int process_one(weir_ctx *ctx, struct win_inst *w, const weir_record *r) 
   return 0;
 }
 
+/*
+ * With many keys the state no longer fits in cache and each record's lookup costs a few cache
+ * misses (index slot, entry, key and value bytes), one after the other. So each key is hashed
+ * once (the hash serves every state call on that record) and its lookup is prefetched in
+ * stages while earlier records are processed: record i + 3D has its slot prefetched, i + 2D
+ * its entry, i + D its bytes, and record i is processed; D records of work hide each miss.
+ * Processing order and results are unchanged (prefetches are hints: a write in between makes
+ * one useless, never wrong).
+ */
+#define PREFETCH_DIST 8
+#define PREFETCH_RING 32 /* > 3 * PREFETCH_DIST, a power of two */
+
 static int win_process(weir_ctx *ctx, void *inst, const weir_record *recs, size_t n) {
   struct win_inst *w = inst;
-  size_t i;
+  uint64_t kh[PREFETCH_RING];
+  size_t i, ahead = 3 * PREFETCH_DIST;
   int rc;
 
   if ((rc = weir__win_ensure_rebuilt(ctx, w)) != 0)
     return rc;
-  for (i = 0; i < n; i++)
-    if ((rc = process_one(ctx, w, &recs[i])) != 0)
+  for (i = 0; i < n + ahead; i++) {
+    if (i < n) {
+      kh[i % PREFETCH_RING] = weir__state_key_hash(recs[i].key);
+      weir__value_state_prefetch(w->st, kh[i % PREFETCH_RING], 0);
+    }
+    if (i >= PREFETCH_DIST && i - PREFETCH_DIST < n)
+      weir__value_state_prefetch(w->st, kh[(i - PREFETCH_DIST) % PREFETCH_RING], 1);
+    if (i >= 2 * PREFETCH_DIST && i - 2 * PREFETCH_DIST < n)
+      weir__value_state_prefetch(w->st, kh[(i - 2 * PREFETCH_DIST) % PREFETCH_RING], 2);
+    if (i >= ahead &&
+        (rc = process_one(ctx, w, &recs[i - ahead], kh[(i - ahead) % PREFETCH_RING])) != 0)
       return rc;
+  }
   return 0;
 }
 

@@ -44,18 +44,9 @@ void weir__win_acc_merge(const struct win_op *o, void *dst, const void *src) {
 }
 
 int weir__win_acc_add(const struct win_op *o, void *acc, const weir_record *r, double num) {
-  struct builtin_acc a;
-
   if (o->has_user)
     return o->user.add(o->user.data, acc, r);
-  memcpy(&a, acc, sizeof(a));
-  if (a.count == 0 || num < a.min)
-    a.min = num;
-  if (a.count == 0 || num > a.max)
-    a.max = num;
-  a.count++;
-  a.sum += num;
-  memcpy(acc, &a, sizeof(a));
+  weir__win_builtin_add(acc, num);
   return 0;
 }
 

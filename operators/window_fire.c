@@ -71,13 +71,13 @@ int weir__win_ensure_rebuilt(weir_ctx *ctx, struct win_inst *w) {
  * takes a free slot over in place); a visit that finds only free slots removes it, so dead
  * keys cost memory for one window length at most.
  */
-static int fire_key(weir_ctx *ctx, struct win_inst *w, weir_buf key, int64_t limit) {
+static int fire_key(weir_ctx *ctx, struct win_inst *w, weir_buf key, uint64_t kh, int64_t limit) {
   const struct win_op *o = w->op;
   struct slot_hdr hdr;
   bool had_live = false;
   size_t i, n, live = 0, len;
   uint8_t *p;
-  int rc = weir__value_state_get_mut(w->st, key, &p, &len);
+  int rc = weir__value_state_get_mut_h(w->st, key, kh, &p, &len);
 
   if (rc == WEIR_ENOTFOUND)
     return 0;
@@ -118,11 +118,58 @@ static int fire_key(weir_ctx *ctx, struct win_inst *w, weir_buf key, int64_t lim
   if (live > 0 || o->cfg.kind == WEIR_WINDOW_GLOBAL)
     return 0;
   if (!had_live) {
-    rc = weir_value_state_remove(w->st, key);
+    rc = weir__value_state_remove_h(w->st, key, kh);
     return rc == WEIR_ENOTFOUND ? 0 : rc;
   }
   return weir__win_add_timer(ctx, w, limit > INT64_MAX - o->span ? INT64_MAX : limit + o->span,
                              key);
+}
+
+/*
+ * A bucket's keys come in no useful order, so each fire_key would wait for a few cache misses
+ * (index slot, entry, window bytes): as in win_process (window.c), the lookups of the keys
+ * FIRE_DIST, 2 * FIRE_DIST and 3 * FIRE_DIST ahead are prefetched in stages meanwhile.
+ */
+#define FIRE_DIST 8
+#define FIRE_RING 32 /* > 3 * FIRE_DIST, a power of two */
+
+struct fire_ahead {
+  weir_buf key;
+  uint64_t h;
+};
+
+static int fire_bucket(weir_ctx *ctx, struct win_inst *w, const struct weir__bucket *b,
+                       int64_t limit) {
+  struct fire_ahead ring[FIRE_RING];
+  size_t scan = 0, parsed = 0, k;
+  int rc;
+
+  for (k = 0;; k++) {
+    uint32_t klen;
+
+    if (scan + sizeof(klen) <= b->len) {
+      struct fire_ahead *a = &ring[parsed % FIRE_RING];
+
+      memcpy(&klen, b->buf + scan, sizeof(klen));
+      scan += sizeof(klen);
+      a->key = (weir_buf){b->buf + scan, klen};
+      a->h = weir__state_key_hash(a->key);
+      scan += klen;
+      weir__value_state_prefetch(w->st, a->h, 0);
+      parsed++;
+    }
+    if (k >= FIRE_DIST && k - FIRE_DIST < parsed)
+      weir__value_state_prefetch(w->st, ring[(k - FIRE_DIST) % FIRE_RING].h, 1);
+    if (k >= 2 * FIRE_DIST && k - 2 * FIRE_DIST < parsed)
+      weir__value_state_prefetch(w->st, ring[(k - 2 * FIRE_DIST) % FIRE_RING].h, 2);
+    if (k < 3 * FIRE_DIST)
+      continue;
+    if (k - 3 * FIRE_DIST >= parsed)
+      return 0;
+    if ((rc = fire_key(ctx, w, ring[(k - 3 * FIRE_DIST) % FIRE_RING].key,
+                       ring[(k - 3 * FIRE_DIST) % FIRE_RING].h, limit)) != 0)
+      return rc;
+  }
 }
 
 int weir__win_fire_until(weir_ctx *ctx, struct win_inst *w, int64_t limit) {
@@ -130,16 +177,7 @@ int weir__win_fire_until(weir_ctx *ctx, struct win_inst *w, int64_t limit) {
   int rc = 0;
 
   while (rc == 0 && weir__timers_pop(&w->timers, limit, &b)) {
-    size_t i = 0;
-
-    while (rc == 0 && i + sizeof(uint32_t) <= b.len) {
-      uint32_t klen;
-
-      memcpy(&klen, b.buf + i, sizeof(klen));
-      i += sizeof(klen);
-      rc = fire_key(ctx, w, (weir_buf){b.buf + i, klen}, limit);
-      i += klen;
-    }
+    rc = fire_bucket(ctx, w, &b, limit);
     weir__timers_recycle(&w->timers, &b);
   }
   return rc;

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "json_int.h"
 #include "weir/analytics.h"
@@ -129,6 +130,21 @@ static inline int64_t slot_due(const struct win_op *o, const struct slot_hdr *h)
   if (h->state == WEIR__SLOT_OPEN)
     return h->end - 1;
   return h->end - 1 > INT64_MAX - o->lateness ? INT64_MAX : h->end - 1 + o->lateness;
+}
+
+/* Adds `num` to a built-in accumulator at `acc` (any alignment: copied in and out). Inline: the
+ * window operator calls it once per record. */
+static inline void weir__win_builtin_add(void *acc, double num) {
+  struct builtin_acc a;
+
+  memcpy(&a, acc, sizeof(a));
+  if (a.count == 0 || num < a.min)
+    a.min = num;
+  if (a.count == 0 || num > a.max)
+    a.max = num;
+  a.count++;
+  a.sum += num;
+  memcpy(acc, &a, sizeof(a));
 }
 
 /* window_agg.c: accumulators and results. */

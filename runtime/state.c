@@ -23,7 +23,7 @@
 #define SLAB_MIN_SHIFT 4
 #define SLAB_MAX_SHIFT 16
 #define N_CLASSES (SLAB_MAX_SHIFT - SLAB_MIN_SHIFT + 1)
-/* Entry ids are uint32 and NIL is reserved; index slots store id + 1. */
+/* Entry ids are uint32 and NIL is reserved; index slots store id + 1 in their low half. */
 #define MAX_ENTRIES ((uint32_t)1 << 30)
 #define MAX_INDEX_CAP ((uint32_t)1 << 31)
 /* Decoding a blob allocates message structs; a valid blob needs at most this many
@@ -51,10 +51,16 @@ struct entry {
   uint8_t type;   /* enum entry_type */
 };
 
-/* Open addressing, linear probing; slots hold entry id + 1, 0 = empty. cap is a power of two
- * (or 0); the load stays under 0.7. */
+/*
+ * Open addressing, linear probing; cap is a power of two (or 0); the load stays under 0.7.
+ * A slot is 0 (empty) or (tag << 32 | (entry id + 1)), where tag is the high half of the
+ * entry's 64-bit hash. The tag holds the home position (its low bits), so growing and
+ * backward-shift deletion never read entries, and a probe compares tags first: it touches an
+ * entry (and its key bytes) only on a tag match, which with 100 K keys is almost always the
+ * key sought. Without tags every probed slot cost a cache miss on its entry.
+ */
 struct index {
-  uint32_t *slots;
+  uint64_t *slots;
   uint32_t cap;
   uint32_t len;
 };
@@ -151,6 +157,27 @@ static void retire_tail(struct weir__keyed_backend *b) {
   b->cur_left = 0;
 }
 
+/* Bytes to skip from p so that a block of `size` starts on a multiple of min(size, 64): a
+ * block of 64 bytes or more starts on a cache line, so a 64-byte entry (the window operator's
+ * usual one) is one cache miss, not two. p is 16-aligned, so the gap is 0, 16, 32 or 48. */
+static size_t align_gap(const uint8_t *p, size_t size) {
+  size_t a = size < 64 ? size : 64;
+
+  return (size_t)(-(uintptr_t)p & (a - 1));
+}
+
+/* Skips `gap` bytes of the current chunk, giving them to the 16- and 32-byte free lists. */
+static void carve_gap(struct weir__keyed_backend *b, size_t gap) {
+  while (gap > 0) {
+    size_t piece = ((uintptr_t)b->cur & 31) != 0 ? 16 : 32;
+
+    push_free(b, size_class(piece), b->cur);
+    b->cur += piece;
+    b->cur_left -= piece;
+    gap -= piece;
+  }
+}
+
 /* A block of at least `need` bytes; need 0 gives NULL with cap 0. */
 static int block_alloc(struct weir__keyed_backend *b, size_t need, uint8_t **mem, uint32_t *cap) {
   size_t size, len, room;
@@ -181,13 +208,13 @@ static int block_alloc(struct weir__keyed_backend *b, size_t need, uint8_t **mem
     *cap = (uint32_t)size;
     return 0;
   }
-  if (b->cur_left < size) {
+  if (b->cur_left < align_gap(b->cur, size) + size) {
     /* A new chunk: 1 MiB, or what is left of the budget when that is less. */
     room = b->max_bytes - b->bytes;
     len = CHUNK_BYTES;
     if (room < sizeof(struct chunk) + len)
       len = room > sizeof(struct chunk) ? (room - sizeof(struct chunk)) & ~(size_t)15 : 0;
-    if (len < size)
+    if (len < size + 48) /* room for the alignment gap */
       return set_err(WEIR_ETOOBIG,
                      "keyed state byte budget of %zu bytes reached (%zu in use, %zu more needed)",
                      b->max_bytes, b->bytes, size + sizeof(struct chunk));
@@ -204,6 +231,7 @@ static int block_alloc(struct weir__keyed_backend *b, size_t need, uint8_t **mem
     b->cur = (uint8_t *)(ch + 1);
     b->cur_left = len;
   }
+  carve_gap(b, align_gap(b->cur, size));
   *mem = b->cur;
   *cap = (uint32_t)size;
   b->cur += size;
@@ -241,8 +269,46 @@ static inline uint32_t home(uint64_t h, uint32_t cap) {
   return (uint32_t)(h >> 32) & (cap - 1);
 }
 
+static inline uint32_t tag_of(uint64_t h) {
+  return (uint32_t)(h >> 32);
+}
+
+static inline uint64_t slot_make(uint64_t h, uint32_t id) {
+  return (uint64_t)tag_of(h) << 32 | (uint64_t)(id + 1);
+}
+
+static inline uint32_t slot_id(uint64_t v) { /* v != 0 */
+  return (uint32_t)v - 1;
+}
+
+static inline uint32_t slot_home(uint64_t v, uint32_t cap) {
+  return (uint32_t)(v >> 32) & (cap - 1);
+}
+
+static inline uint64_t load64(const uint8_t *p) {
+  uint64_t v;
+
+  memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+static inline uint32_t load32(const uint8_t *p) {
+  uint32_t v;
+
+  memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+/* Equal bytes; keys are mostly short, so lengths up to 16 are compared inline with two
+ * overlapping loads instead of a call to memcmp. */
 static inline bool bytes_eq(const uint8_t *a, weir_buf b) {
-  return b.len == 0 || memcmp(a, b.ptr, b.len) == 0;
+  size_t n = b.len;
+
+  if (n >= 8 && n <= 16)
+    return load64(a) == load64(b.ptr) && load64(a + n - 8) == load64(b.ptr + n - 8);
+  if (n >= 4 && n < 8)
+    return load32(a) == load32(b.ptr) && load32(a + n - 4) == load32(b.ptr + n - 4);
+  return n == 0 || memcmp(a, b.ptr, n) == 0;
 }
 
 static inline const uint8_t *val_ptr(const struct entry *e) {
@@ -256,7 +322,8 @@ static inline const uint8_t *key_ptr(const struct entry *e) {
 /* Value or head entry for `key`, or NIL; *slot gets its index slot. */
 static uint32_t find_key(const struct kstate *s, uint64_t h, weir_buf key, uint32_t *slot) {
   const struct index *ix = &s->keys_idx;
-  uint32_t i, v;
+  uint32_t i, tag = tag_of(h);
+  uint64_t v;
 
   if (ix->cap == 0)
     return NIL;
@@ -265,10 +332,12 @@ static uint32_t find_key(const struct kstate *s, uint64_t h, weir_buf key, uint3
 
     if ((v = ix->slots[i]) == 0)
       return NIL;
-    e = &s->ents[v - 1];
+    if ((uint32_t)(v >> 32) != tag)
+      continue;
+    e = &s->ents[slot_id(v)];
     if (e->hash == h && e->klen == key.len && bytes_eq(e->mem, key)) {
       *slot = i;
-      return v - 1;
+      return slot_id(v);
     }
   }
 }
@@ -277,7 +346,8 @@ static uint32_t find_key(const struct kstate *s, uint64_t h, weir_buf key, uint3
 static uint32_t find_item(const struct kstate *s, uint32_t head, uint64_t h, weir_buf mk,
                           uint32_t *slot) {
   const struct index *ix = &s->items_idx;
-  uint32_t i, v;
+  uint32_t i, tag = tag_of(h);
+  uint64_t v;
 
   if (ix->cap == 0)
     return NIL;
@@ -286,35 +356,39 @@ static uint32_t find_item(const struct kstate *s, uint32_t head, uint64_t h, wei
 
     if ((v = ix->slots[i]) == 0)
       return NIL;
-    e = &s->ents[v - 1];
+    if ((uint32_t)(v >> 32) != tag)
+      continue;
+    e = &s->ents[slot_id(v)];
     if (e->hash == h && e->link == head && e->klen == mk.len && bytes_eq(e->mem, mk)) {
       *slot = i;
-      return v - 1;
+      return slot_id(v);
     }
   }
 }
 
 static uint32_t slot_of(const struct kstate *s, const struct index *ix, uint32_t id) {
+  uint64_t want = slot_make(s->ents[id].hash, id);
   uint32_t i;
 
-  for (i = home(s->ents[id].hash, ix->cap); ix->slots[i] != id + 1; i = (i + 1) & (ix->cap - 1))
+  for (i = home(s->ents[id].hash, ix->cap); ix->slots[i] != want; i = (i + 1) & (ix->cap - 1))
     WEIR_ASSERT(ix->slots[i] != 0);
   return i;
 }
 
-static void index_put(const struct kstate *s, uint32_t *slots, uint32_t cap, uint32_t id) {
+/* Puts slot value v (non-zero) at the first empty slot from its home. */
+static void index_put(uint64_t *slots, uint32_t cap, uint64_t v) {
   uint32_t i;
 
-  for (i = home(s->ents[id].hash, cap); slots[i] != 0; i = (i + 1) & (cap - 1))
+  for (i = slot_home(v, cap); slots[i] != 0; i = (i + 1) & (cap - 1))
     ;
-  slots[i] = id + 1;
+  slots[i] = v;
 }
 
 /* Makes room for `more` insertions without exceeding the load factor. */
 static int index_reserve(struct kstate *s, struct index *ix, uint32_t more) {
   uint64_t want = (uint64_t)ix->len + more;
   uint32_t cap = ix->cap != 0 ? ix->cap : 16, i;
-  uint32_t *slots;
+  uint64_t *slots;
   int rc;
 
   if (want * 10 <= (uint64_t)ix->cap * 7)
@@ -324,17 +398,17 @@ static int index_reserve(struct kstate *s, struct index *ix, uint32_t more) {
       return set_err(WEIR_ETOOBIG, "keyed state '%s': hash table bound reached", s->name);
     cap *= 2;
   }
-  if ((rc = charge(s->b, (size_t)cap * sizeof(uint32_t))) != 0)
+  if ((rc = charge(s->b, (size_t)cap * sizeof(uint64_t))) != 0)
     return rc;
-  if ((slots = calloc(cap, sizeof(uint32_t))) == NULL) {
-    uncharge(s->b, (size_t)cap * sizeof(uint32_t));
+  if ((slots = calloc(cap, sizeof(uint64_t))) == NULL) {
+    uncharge(s->b, (size_t)cap * sizeof(uint64_t));
     return set_err(WEIR_ENOMEM, "keyed state '%s': out of memory growing its table", s->name);
   }
   for (i = 0; i < ix->cap; i++)
     if (ix->slots[i] != 0)
-      index_put(s, slots, cap, ix->slots[i] - 1);
+      index_put(slots, cap, ix->slots[i]);
   free(ix->slots);
-  uncharge(s->b, (size_t)ix->cap * sizeof(uint32_t));
+  uncharge(s->b, (size_t)ix->cap * sizeof(uint64_t));
   ix->slots = slots;
   ix->cap = cap;
   return 0;
@@ -342,19 +416,19 @@ static int index_reserve(struct kstate *s, struct index *ix, uint32_t more) {
 
 static void index_insert(struct kstate *s, struct index *ix, uint32_t id) {
   WEIR_ASSERT((uint64_t)(ix->len + 1) * 10 <= (uint64_t)ix->cap * 7);
-  index_put(s, ix->slots, ix->cap, id);
+  index_put(ix->slots, ix->cap, slot_make(s->ents[id].hash, id));
   ix->len++;
 }
 
 /* Backward-shift deletion: no tombstones, so probe lengths do not decay under churn. */
-static void index_delete(struct kstate *s, struct index *ix, uint32_t slot) {
+static void index_delete(struct index *ix, uint32_t slot) {
   uint32_t mask = ix->cap - 1, i = slot, j = slot, k;
 
   for (;;) {
     j = (j + 1) & mask;
     if (ix->slots[j] == 0)
       break;
-    k = home(s->ents[ix->slots[j] - 1].hash, ix->cap);
+    k = slot_home(ix->slots[j], ix->cap);
     /* The entry at j may stay if its home lies cyclically in (i, j]. */
     if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
       continue;
@@ -484,7 +558,7 @@ static int set_value(struct kstate *s, uint32_t id, weir_buf v) {
 
 /* Unindexes and frees a value or head entry (a head's items must be gone). */
 static void drop_key(struct kstate *s, uint32_t id, uint32_t slot) {
-  index_delete(s, &s->keys_idx, slot);
+  index_delete(&s->keys_idx, slot);
   ent_release(s, id);
   s->keys--;
 }
@@ -497,21 +571,26 @@ static int check_buf(weir_buf v, const char *what) {
   return 0;
 }
 
-/* Hashes `key` and checks that this subtask owns its key group. */
-static int locate(const struct kstate *s, weir_buf key, uint64_t *h, uint32_t *kg) {
+/* Checks that this subtask owns the key group of `key`, whose hash is h (key_hash). */
+static int locate_h(const struct kstate *s, weir_buf key, uint64_t h, uint32_t *kg) {
   const struct weir__keyed_backend *b = s->b;
   int rc;
 
   if ((rc = check_buf(key, "key")) != 0)
     return rc;
-  *h = key_hash(key);
-  *kg = (uint32_t)(*h % (uint64_t)b->max_par);
+  *kg = (uint32_t)(h % (uint64_t)b->max_par);
   if (*kg < b->kg_first || *kg > b->kg_last)
     return set_err(WEIR_EINVAL,
                    "keyed state '%s': key belongs to key group %u, outside this subtask's key "
                    "groups [%u, %u]; is the operator's input partitioned by this key?",
                    s->name, *kg, b->kg_first, b->kg_last);
   return 0;
+}
+
+/* Hashes `key` and checks that this subtask owns its key group. */
+static int locate(const struct kstate *s, weir_buf key, uint64_t *h, uint32_t *kg) {
+  *h = key.ptr != NULL || key.len == 0 ? key_hash(key) : 0; /* a bad key fails in locate_h */
+  return locate_h(s, key, *h, kg);
 }
 
 static int check_entry_size(const struct kstate *s, size_t a, size_t b2, size_t c) {
@@ -533,13 +612,16 @@ static struct kstate *as_state(const void *st, enum weir__state_kind kind) {
 
 /* ---- value state ---------------------------------------------------------------------------- */
 
-int weir_value_state_get(weir_value_state *st, weir_buf key, weir_buf *val) {
+uint64_t weir__state_key_hash(weir_buf key) {
+  return key.ptr != NULL || key.len == 0 ? key_hash(key) : 0;
+}
+
+int weir__value_state_get_h(weir_value_state *st, weir_buf key, uint64_t h, weir_buf *val) {
   struct kstate *s = AS_STATE(st, WEIR__STATE_VALUE);
   uint32_t kg, id, slot;
-  uint64_t h;
   int rc;
 
-  if ((rc = locate(s, key, &h, &kg)) != 0)
+  if ((rc = locate_h(s, key, h, &kg)) != 0)
     return rc;
   if ((id = find_key(s, h, key, &slot)) == NIL)
     return WEIR_ENOTFOUND;
@@ -548,27 +630,33 @@ int weir_value_state_get(weir_value_state *st, weir_buf key, weir_buf *val) {
   return 0;
 }
 
-int weir_value_state_put(weir_value_state *st, weir_buf key, weir_buf val) {
+int weir_value_state_get(weir_value_state *st, weir_buf key, weir_buf *val) {
+  return weir__value_state_get_h(st, key, weir__state_key_hash(key), val);
+}
+
+int weir__value_state_put_h(weir_value_state *st, weir_buf key, uint64_t h, weir_buf val) {
   struct kstate *s = AS_STATE(st, WEIR__STATE_VALUE);
   uint32_t kg, id, slot;
-  uint64_t h;
   int rc;
 
   if ((rc = check_buf(val, "value")) != 0 || (rc = check_entry_size(s, key.len, val.len, 0)) ||
-      (rc = locate(s, key, &h, &kg)) != 0)
+      (rc = locate_h(s, key, h, &kg)) != 0)
     return rc;
   if ((id = find_key(s, h, key, &slot)) != NIL)
     return set_value(s, id, val);
   return new_entry(s, &s->keys_idx, E_VALUE, h, kg, key, val, &id);
 }
 
-int weir_value_state_remove(weir_value_state *st, weir_buf key) {
+int weir_value_state_put(weir_value_state *st, weir_buf key, weir_buf val) {
+  return weir__value_state_put_h(st, key, weir__state_key_hash(key), val);
+}
+
+int weir__value_state_remove_h(weir_value_state *st, weir_buf key, uint64_t h) {
   struct kstate *s = AS_STATE(st, WEIR__STATE_VALUE);
   uint32_t kg, id, slot;
-  uint64_t h;
   int rc;
 
-  if ((rc = locate(s, key, &h, &kg)) != 0)
+  if ((rc = locate_h(s, key, h, &kg)) != 0)
     return rc;
   if ((id = find_key(s, h, key, &slot)) == NIL)
     return WEIR_ENOTFOUND;
@@ -576,13 +664,59 @@ int weir_value_state_remove(weir_value_state *st, weir_buf key) {
   return 0;
 }
 
+int weir_value_state_remove(weir_value_state *st, weir_buf key) {
+  return weir__value_state_remove_h(st, key, weir__state_key_hash(key));
+}
+
+/*
+ * Each stage reads only what the previous one prefetched: the home slot's cache line, then
+ * the entry of the first slot from home whose tag matches (stopping at an empty slot or the
+ * end of that line), then the entry's key and value bytes. Reads only; a stale hint (the
+ * state changed since) costs nothing but the wasted prefetch.
+ */
+void weir__value_state_prefetch(weir_value_state *st, uint64_t h, int stage) {
+  const struct kstate *s = AS_STATE(st, WEIR__STATE_VALUE);
+  const struct index *ix = &s->keys_idx;
+  uint32_t i, tag = tag_of(h), n;
+  uint64_t v;
+
+  if (ix->cap == 0)
+    return;
+  i = home(h, ix->cap);
+  if (stage == 0) {
+    __builtin_prefetch(&ix->slots[i], 1, 3);
+    return;
+  }
+  for (n = 0; n < 8 && i + n < ix->cap; n++) { /* one 64-byte line of slots at most */
+    if ((v = ix->slots[i + n]) == 0)
+      return;
+    if ((uint32_t)(v >> 32) != tag)
+      continue;
+    if (stage == 1) {
+      const uint8_t *e = (const uint8_t *)&s->ents[slot_id(v)];
+
+      __builtin_prefetch(e, 1, 3);
+      if (((uintptr_t)e & 63) > 64 - offsetof(struct entry, next)) /* hot fields cross a line */
+        __builtin_prefetch(e + offsetof(struct entry, next), 1, 3);
+    } else if (s->ents[slot_id(v)].mem != NULL) {
+      const uint8_t *m = s->ents[slot_id(v)].mem;
+
+      __builtin_prefetch(m, 1, 3);
+      if (s->ents[slot_id(v)].cap > 64)
+        __builtin_prefetch(m + 64, 1, 3);
+    }
+    return;
+  }
+}
+
 size_t weir_value_state_count(const weir_value_state *st) {
   return (size_t)AS_STATE(st, WEIR__STATE_VALUE)->keys;
 }
 
-int weir__value_state_get_mut(weir_value_state *st, weir_buf key, uint8_t **ptr, size_t *len) {
+int weir__value_state_get_mut_h(weir_value_state *st, weir_buf key, uint64_t h, uint8_t **ptr,
+                                size_t *len) {
   weir_buf v;
-  int rc = weir_value_state_get(st, key, &v);
+  int rc = weir__value_state_get_h(st, key, h, &v);
 
   if (rc != 0)
     return rc;
@@ -591,6 +725,10 @@ int weir__value_state_get_mut(weir_value_state *st, weir_buf key, uint8_t **ptr,
   *ptr = (uint8_t *)(uintptr_t)v.ptr;
   *len = v.len;
   return 0;
+}
+
+int weir__value_state_get_mut(weir_value_state *st, weir_buf key, uint8_t **ptr, size_t *len) {
+  return weir__value_state_get_mut_h(st, key, weir__state_key_hash(key), ptr, len);
 }
 
 int weir__value_state_foreach(weir_value_state *st, weir__value_state_cb cb, void *data) {
@@ -694,7 +832,7 @@ int weir_map_state_remove(weir_map_state *st, weir_buf key, weir_buf map_key) {
       (id = find_item(s, head, item_hash(h, map_key), map_key, &slot)) == NIL)
     return WEIR_ENOTFOUND;
   map_unlink_item(s, head, id);
-  index_delete(s, &s->items_idx, slot);
+  index_delete(&s->items_idx, slot);
   ent_release(s, id);
   if (s->ents[head].count == 0)
     drop_key(s, head, hslot);
@@ -708,7 +846,7 @@ static void drop_head(struct kstate *s, uint32_t head, uint32_t hslot) {
   while (id != NIL) {
     next = s->ents[id].next;
     if (s->kind == WEIR__STATE_MAP)
-      index_delete(s, &s->items_idx, slot_of(s, &s->items_idx, id));
+      index_delete(&s->items_idx, slot_of(s, &s->items_idx, id));
     ent_release(s, id);
     id = next;
   }

@@ -8,12 +8,12 @@
  * fed to every new subtask (that is how keyed state is redistributed on rescale).
  *
  * Storage: per state, an open-addressing hash table (linear probing, backward-shift delete)
- * of uint32 entry ids over an entry array; key and value bytes live in size-class slab blocks
- * carved from 1 MiB chunks. Freed blocks and entries are reused, so the steady state (puts of
- * keys already seen, or churn) allocates nothing. Every allocation is charged to the
- * backend's byte budget (`max_bytes`); past it writes fail with WEIR_ETOOBIG.
- * Each entry keeps its 64-bit XXH3 hash and key group: snapshots group by key group without
- * rehashing. Key group = XXH3_64bits(key) % max_parallelism, exactly weir__key_group.
+ * of 64-bit slots (32-bit hash tag | entry id) over an entry array; key and value bytes live in
+ * size-class slab blocks carved from 1 MiB chunks. Freed blocks and entries are reused, so the
+ * steady state (puts of keys already seen, or churn) allocates nothing. Every allocation is charged
+ * to the backend's byte budget (`max_bytes`); past it writes fail with WEIR_ETOOBIG. Each entry
+ * keeps its 64-bit XXH3 hash and key group: snapshots group by key group without rehashing. Key
+ * group = XXH3_64bits(key) % max_parallelism, exactly weir__key_group.
  *
  * Threads: a backend and its states are used by one thread at a time (the subtask's thread);
  * nothing here locks. Error details: functions that fail set a message for the calling thread,
@@ -141,6 +141,29 @@ int weir__keyed_backend_restore(struct weir__keyed_backend *b, weir_buf blob, co
  * lookup and copy. Returns 0, WEIR_ENOTFOUND or WEIR_EINVAL.
  */
 int weir__value_state_get_mut(weir_value_state *st, weir_buf key, uint8_t **ptr, size_t *len);
+
+/*
+ * Hot-path variants for an operator that touches the state once or more per record: the key's
+ * hash is computed once (weir__state_key_hash, the XXH3-64 the key group derives from) and
+ * passed to every call on that key, and a batch of keys can be prefetched before it is
+ * processed. `h` must be weir__state_key_hash(key) (a wrong hash finds nothing and inserts
+ * duplicates: not checked). Same results and return codes as the calls without _h.
+ */
+uint64_t weir__state_key_hash(weir_buf key);
+int weir__value_state_get_h(weir_value_state *st, weir_buf key, uint64_t h, weir_buf *val);
+int weir__value_state_get_mut_h(weir_value_state *st, weir_buf key, uint64_t h, uint8_t **ptr,
+                                size_t *len);
+int weir__value_state_put_h(weir_value_state *st, weir_buf key, uint64_t h, weir_buf val);
+int weir__value_state_remove_h(weir_value_state *st, weir_buf key, uint64_t h);
+
+/*
+ * Prefetch hint for the key of hash `h`, in three stages run over a group of keys one after
+ * the other (all keys stage 0, then all stage 1, then all stage 2), so the group's cache
+ * misses overlap instead of following each other: 0 = its index slot, 1 = its entry, 2 = its
+ * key and value bytes. Each stage reads only what the previous one fetched. Changes nothing;
+ * a hint made stale by writes in between is harmless.
+ */
+void weir__value_state_prefetch(weir_value_state *st, uint64_t h, int stage);
 
 typedef int (*weir__value_state_cb)(void *data, weir_buf key, weir_buf val);
 int weir__value_state_foreach(weir_value_state *st, weir__value_state_cb cb, void *data);

@@ -189,6 +189,72 @@ Test(windows, sliding_out_of_order_parallelism_4) {
   run_generated(OUT_OF_ORDER, 2, 4, 1000, 300);
 }
 
+/* Many keys (more than the operator's prefetch ring holds, so its pipelines over a batch and
+ * over a firing bucket wrap around many times), some of lengths 8..16 and over 16 bytes. */
+#define MANY_KEYS 1500
+
+static void many_key_of(uint64_t i, char *key, size_t cap) {
+  unsigned k = (unsigned)((i * 7919) % MANY_KEYS);
+
+  if (k % 3 == 0)
+    snprintf(key, cap, "m%u", k);
+  else if (k % 3 == 1)
+    snprintf(key, cap, "mk-%08u", k);
+  else
+    snprintf(key, cap, "a-longer-key-%010u", k);
+}
+
+static long gen_many(void *data, uint64_t i, uint8_t *buf, size_t cap) {
+  char key[32];
+
+  (void)data;
+  many_key_of(i, key, sizeof(key));
+  return snprintf((char *)buf, cap, "{\"k\":\"%s\",\"ts\":%" PRIu64 ",\"v\":%d}", key, i,
+                  (int)(i % 13) - 6);
+}
+
+static void run_many_keys(int win_par) {
+  struct lines out = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+  struct lines want = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+  struct opts o = {0};
+  struct ref r = {0};
+  struct wjob j;
+  uint64_t i;
+
+  quiet();
+  o.count = 12000;
+  o.fn = gen_many;
+  o.src_par = 1;
+  o.win_par = win_par;
+  o.win.kind = WEIR_WINDOW_TUMBLING;
+  o.win.size_ms = 4000;
+  o.win.aggs = WEIR_AGG_COUNT | WEIR_AGG_SUM | WEIR_AGG_MIN | WEIR_AGG_MAX | WEIR_AGG_AVG;
+  o.win.value_field = "v";
+  for (i = 0; i < o.count; i++) {
+    char key[32];
+
+    many_key_of(i, key, sizeof(key));
+    ref_add(&r, key, (int64_t)i, (double)((int)(i % 13) - 6), 4000, 4000);
+  }
+  ref_lines(&r, &want);
+  cr_assert_eq(want.n, 3 * MANY_KEYS);
+  build(&j, &o, &out, NULL);
+  cr_assert_eq(weir_job_run(j.job), 0, "%s", weir_job_error(j.job));
+  destroy(&j);
+  assert_same(&out, &want);
+  lines_free(&out);
+  lines_free(&want);
+  ref_free(&r);
+}
+
+Test(windows, many_keys_parallelism_1) {
+  run_many_keys(1);
+}
+
+Test(windows, many_keys_parallelism_3) {
+  run_many_keys(3);
+}
+
 /* ---- lateness ----------------------------------------------------------------------------- */
 
 static void run_seq(const struct seq *s, size_t n, weir_window_config *win, bool side,

@@ -162,6 +162,78 @@ Test(state, many_keys_with_churn) {
   weir__keyed_backend_destroy(b);
 }
 
+/* Keys of every length up to 40 that differ from each other in one byte only, at every
+ * position: the index compares tags, then lengths, then bytes (inline up to 16 bytes). The
+ * hashed calls (_h) and prefetch hints give the same results as the plain ones. */
+Test(state, keys_differing_in_one_byte_and_hashed_calls) {
+  struct weir__keyed_backend *b = make_backend(0, 1, 0);
+  weir_value_state *v = value_state(b, "v");
+  uint8_t key[40];
+  size_t len, pos, n = 0;
+  weir_buf got;
+
+  weir__value_state_prefetch(v, 42, 0); /* empty table: nothing to prefetch */
+  for (len = 0; len <= sizeof(key); len++)
+    for (pos = 0; pos <= len; pos++) {
+      weir_buf k = {key, len}, val = {(const uint8_t *)&n, sizeof(n)};
+
+      memset(key, 'x', sizeof(key));
+      if (pos < len)
+        key[pos] = 'y';
+      if (pos == len && len > 0)
+        continue; /* only the empty key has no y */
+      cr_assert_eq(weir__value_state_put_h(v, k, weir__state_key_hash(k), val), 0);
+      n++;
+    }
+  cr_assert_eq(weir_value_state_count(v), n);
+  n = 0;
+  for (len = 0; len <= sizeof(key); len++)
+    for (pos = 0; pos <= len; pos++) {
+      weir_buf k = {key, len};
+      size_t want = n;
+      uint64_t h;
+
+      memset(key, 'x', sizeof(key));
+      if (pos < len)
+        key[pos] = 'y';
+      if (pos == len && len > 0)
+        continue;
+      h = weir__state_key_hash(k);
+      weir__value_state_prefetch(v, h, 0);
+      weir__value_state_prefetch(v, h, 1);
+      weir__value_state_prefetch(v, h, 2);
+      cr_assert_eq(weir_value_state_get(v, k, &got), 0, "len %zu pos %zu", len, pos);
+      cr_assert_eq(got.len, sizeof(want));
+      cr_assert_eq(memcmp(got.ptr, &want, sizeof(want)), 0, "len %zu pos %zu", len, pos);
+      cr_assert_eq(weir__value_state_get_h(v, k, h, &got), 0);
+      cr_assert_eq(memcmp(got.ptr, &want, sizeof(want)), 0);
+      n++;
+    }
+  /* A length differs from every stored one at this position: not found. */
+  memset(key, 'x', sizeof(key));
+  key[3] = 'z';
+  cr_assert_eq(weir_value_state_get(v, (weir_buf){key, 12}, &got), WEIR_ENOTFOUND);
+  cr_assert_eq(weir__value_state_remove_h(v, (weir_buf){key, 12}, 7), WEIR_ENOTFOUND);
+  /* Remove half through the hashed call; the rest stay reachable (backward-shift delete). */
+  n = 0;
+  for (len = 0; len <= sizeof(key); len++)
+    for (pos = 0; pos <= len; pos++) {
+      weir_buf k = {key, len};
+
+      memset(key, 'x', sizeof(key));
+      if (pos < len)
+        key[pos] = 'y';
+      if (pos == len && len > 0)
+        continue;
+      if (n++ % 2 == 0)
+        cr_assert_eq(weir__value_state_remove_h(v, k, weir__state_key_hash(k)), 0);
+      else
+        cr_assert_eq(weir_value_state_get(v, k, &got), 0, "len %zu pos %zu", len, pos);
+    }
+  cr_assert_eq(weir_value_state_count(v), n / 2);
+  weir__keyed_backend_destroy(b);
+}
+
 Test(state, foreign_key_refused) {
   struct weir__keyed_backend *b = make_backend(0, 2, 0); /* key groups 0..63 */
   weir_value_state *v = value_state(b, "v");
