@@ -30,6 +30,7 @@ static const char *const op_names[WEIR_KINESIS_OP_COUNT] = {
     [WEIR_KINESIS_OP_DELETE_STREAM] = "DeleteStream",
     [WEIR_KINESIS_OP_SPLIT_SHARD] = "SplitShard",
     [WEIR_KINESIS_OP_MERGE_SHARDS] = "MergeShards",
+    [WEIR_KINESIS_OP_UPDATE_SHARD_COUNT] = "UpdateShardCount",
 };
 
 const char *weir__kinesis_op_name(enum weir_kinesis_op op) {
@@ -59,6 +60,7 @@ static void default_policies(struct weir_kinesis_retry *p) {
   p[WEIR_KINESIS_OP_DELETE_STREAM] = list;
   p[WEIR_KINESIS_OP_SPLIT_SHARD] = list;
   p[WEIR_KINESIS_OP_MERGE_SHARDS] = list;
+  p[WEIR_KINESIS_OP_UPDATE_SHARD_COUNT] = list;
 }
 
 /* The HTTP layer's signing hook: SigV4 over every header the transport sends. */

@@ -78,6 +78,7 @@ enum weir_kinesis_op {
   WEIR_KINESIS_OP_DELETE_STREAM,
   WEIR_KINESIS_OP_SPLIT_SHARD,
   WEIR_KINESIS_OP_MERGE_SHARDS,
+  WEIR_KINESIS_OP_UPDATE_SHARD_COUNT,
   WEIR_KINESIS_OP_COUNT
 };
 
@@ -297,6 +298,11 @@ int weir__kinesis_split_shard(weir_kinesis_client *c, const char *stream, const 
                               const char *new_starting_hash_key);
 int weir__kinesis_merge_shards(weir_kinesis_client *c, const char *stream, const char *shard_id,
                                const char *adjacent_shard_id);
+/* UpdateShardCount with ScalingType UNIFORM_SCALING: the stream gets `target` open shards
+ * (1..WEIR_KINESIS_SHARDS_MAX) of equal hash-key ranges, made by splits and merges; the stream
+ * is UPDATING meanwhile (weir__kinesis_wait_active). Not on kinesalite (kinesis-local, AWS). */
+int weir__kinesis_update_shard_count(weir_kinesis_client *c, const char *stream, uint32_t target);
+
 /* Polls DescribeStreamSummary until the stream is ACTIVE, at most timeout_ms. WEIR_ETIMEDOUT. */
 int weir__kinesis_wait_active(weir_kinesis_client *c, const char *stream, int64_t timeout_ms);
 

@@ -546,3 +546,20 @@ int weir__kinesis_merge_shards(weir_kinesis_client *c, const char *stream, const
   json_decref(root);
   return rc;
 }
+
+int weir__kinesis_update_shard_count(weir_kinesis_client *c, const char *stream, uint32_t target) {
+  json_t *root = NULL;
+  int rc;
+
+  if (!valid_name(stream, WEIR_KINESIS_STREAM_NAME_MAX) || target == 0 ||
+      target > WEIR_KINESIS_SHARDS_MAX)
+    return local_error(c, WEIR_KINESIS_OP_UPDATE_SHARD_COUNT, WEIR_EINVAL,
+                       "bad UpdateShardCount request");
+  begin_stream_body(c, stream);
+  weir__kjson_lit(&c->body, ",\"TargetShardCount\":");
+  weir__kjson_i64(&c->body, target);
+  weir__kjson_lit(&c->body, ",\"ScalingType\":\"UNIFORM_SCALING\"}");
+  rc = call_json(c, WEIR_KINESIS_OP_UPDATE_SHARD_COUNT, stream, &root);
+  json_decref(root);
+  return rc;
+}

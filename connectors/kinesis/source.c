@@ -215,8 +215,14 @@ static int ksrc_poll(weir_ctx *ctx, void *inst) {
     if (rc == WEIR_EAGAIN) {
       if ((rc = weir__ksrc_watermark(s, ctx, now)) != 0)
         return rc;
-      if (src->cfg.stop_at_end && at_end(s))
+      if (src->cfg.stop_at_end && at_end(s)) {
+        if (s->index == 0) {
+          WEIR_ASSERT(pthread_mutex_lock(&src->mu) == 0);
+          src->lister_ended = true;
+          WEIR_ASSERT(pthread_mutex_unlock(&src->mu) == 0);
+        }
         return WEIR_EOF;
+      }
       nap_ms(wait < KSRC_NAP_MAX_MS ? wait : KSRC_NAP_MAX_MS);
       return WEIR_EAGAIN;
     }

@@ -58,10 +58,11 @@ struct kpos {
 struct kshard_info {
   int stream; /* index into the source's streams */
   struct weir_kinesis_shard shard;
-  uint64_t hash; /* assignment hash of (stream, shard id) */
-  bool finished; /* read to its end by its owner (or restored as such) */
-  bool claimed;  /* its owner made a local entry for it */
-  bool initial;  /* listed by the first discovery of a fresh job: takes the initial position */
+  uint64_t hash;     /* assignment hash of (stream, shard id) */
+  bool finished;     /* read to its end by its owner (or restored as such) */
+  bool claimed;      /* its owner made a local entry for it */
+  bool initial;      /* listed by the first discovery of a fresh job: takes the initial position */
+  uint64_t known_at; /* listing_seq when it entered the table (see weir__ksrc_parents_done) */
 };
 
 /* A restored position not yet claimed by its owner. */
@@ -89,6 +90,9 @@ struct ksrc {
   bool restored_started; /* a restored snapshot said the initial list had been taken */
   bool discovered;       /* the first discovery of this run completed */
   bool discover_now;     /* a shard ended: list shards again at the next chance */
+  uint64_t listing_seq;  /* listings started (subtask 0 only, one at a time) */
+  uint64_t listed_seq;   /* the number (listing_seq) of the last listing that completed */
+  bool lister_ended;     /* subtask 0 ended (stop_at_end): no listing will come any more */
   int ready;             /* subtasks that finished restore (reached their first poll) */
   int parallelism;
 };

@@ -31,9 +31,10 @@ static long restored_find(const struct ksrc *src, const char *stream, const char
   return -1;
 }
 
-/* Adds or refreshes one shard. Under mu. 0 or WEIR_ETOOBIG. */
+/* Adds or refreshes one shard; `listed`: it comes from the listing in progress (else from
+ * ChildShards). Under mu. 0 or WEIR_ETOOBIG. */
 static int table_merge(struct ksrc *src, int stream, const struct weir_kinesis_shard *sh,
-                       bool *changed) {
+                       bool listed, bool *changed) {
   long i = table_find(src, stream, sh->shard_id);
   struct kshard_info *e;
   long r;
@@ -57,6 +58,9 @@ static int table_merge(struct ksrc *src, int stream, const struct weir_kinesis_s
   r = restored_find(src, src->streams[stream], sh->shard_id);
   e->finished = r >= 0 && src->restored[r].pos.kind == KPOS_SHARD_END;
   e->initial = !src->discovered && !src->restored_started;
+  /* A complete listing that holds a shard holds its parents unless they expired, so the
+   * listing in progress vouches for a listed shard; a shard from ChildShards needs a later one. */
+  e->known_at = listed ? src->listing_seq - 1 : src->listing_seq;
   /* Fresh job, first listing, LATEST: closed shards hold nothing newer than "now". */
   if (r < 0 && !src->discovered && !src->restored_started &&
       src->cfg.initial_position == WEIR_KINESIS_START_LATEST && sh->ending_seq[0] != '\0')
@@ -68,8 +72,12 @@ static int table_merge(struct ksrc *src, int stream, const struct weir_kinesis_s
 int weir__ksrc_discover(struct ksub *s) {
   struct ksrc *src = s->src;
   bool changed = false;
+  uint64_t seq;
   int rc = 0;
 
+  WEIR_ASSERT(pthread_mutex_lock(&src->mu) == 0);
+  seq = ++src->listing_seq;
+  WEIR_ASSERT(pthread_mutex_unlock(&src->mu) == 0);
   for (size_t st = 0; st < src->cfg.n_streams; st++) {
     s->scratch.len = 0;
     rc = weir__kinesis_list_all_shards(s->client, src->streams[st], NULL, &s->scratch);
@@ -82,7 +90,7 @@ int weir__ksrc_discover(struct ksub *s) {
     }
     WEIR_ASSERT(pthread_mutex_lock(&src->mu) == 0);
     for (size_t i = 0; i < s->scratch.len && rc == 0; i++)
-      rc = table_merge(src, (int)st, &s->scratch.v[i], &changed);
+      rc = table_merge(src, (int)st, &s->scratch.v[i], true, &changed);
     WEIR_ASSERT(pthread_mutex_unlock(&src->mu) == 0);
     if (rc != 0)
       return rc;
@@ -110,6 +118,7 @@ int weir__ksrc_discover(struct ksub *s) {
     src->discovered = true;
     changed = true;
   }
+  src->listed_seq = seq;
   if (changed)
     src->generation++;
   WEIR_ASSERT(pthread_mutex_unlock(&src->mu) == 0);
@@ -131,7 +140,7 @@ int weir__ksrc_add_children(struct ksub *s, int stream,
     strcpy(sh.parent_shard_id, children[i].parents[0]);
     strcpy(sh.adjacent_parent_shard_id, children[i].parents[1]);
     sh.hash_range = children[i].hash_range;
-    rc = table_merge(src, stream, &sh, &changed);
+    rc = table_merge(src, stream, &sh, false, &changed);
   }
   if (changed)
     src->generation++;
@@ -283,14 +292,26 @@ bool weir__ksrc_parents_done(struct ksub *s, const struct kshard *k) {
 
   WEIR_ASSERT(pthread_mutex_lock(&src->mu) == 0);
   for (int p = 0; p < 2 && done; p++) {
-    long i;
+    long i, self;
 
     if (k->parents[p][0] == '\0')
       continue;
-    /* A parent no longer listed has expired: nothing of it can be read any more. */
     i = table_find(src, k->stream, k->parents[p]);
-    if (i >= 0 && !src->shards[i].finished)
+    if (i >= 0) {
+      done = src->shards[i].finished;
+      continue;
+    }
+    /* Not in the table. A parent no longer listed has expired (nothing of it can be read any
+     * more), but a child learnt from ChildShards may name a parent that is not known yet: the
+     * other parent of a merge, itself a child of a shard still being read. Only a complete
+     * listing that holds the child (or started after the child entered the table) and not the
+     * parent proves it expired; until then the child waits and a listing is asked for (unless
+     * subtask 0 ended: a bounded read does not wait for a listing that will not come). */
+    self = table_find(src, k->stream, k->shard_id);
+    if (!src->lister_ended && (self < 0 || src->listed_seq <= src->shards[self].known_at)) {
       done = false;
+      src->discover_now = true;
+    }
   }
   WEIR_ASSERT(pthread_mutex_unlock(&src->mu) == 0);
   return done;
