@@ -513,7 +513,11 @@ Test(kinesis_source, split_and_merge_keep_key_order) {
   sc.getrecords_max = 50; /* slow: the parents are still being read when the children appear */
   cr_assert_eq(weir_job_create(&run.job, "reshard"), 0);
   cr_assert_eq(weir_job_add_kinesis_source(run.job, "kinesis", &sc, &src), 0);
-  cr_assert_eq(weir_job_set_parallelism(run.job, src, 2), 0);
+  /* One source subtask: parent and child shards are then read by the same thread, whose
+   * output channel keeps their order. Across subtasks the order of a parent's last records and
+   * its child's first ones is not guaranteed yet (docs/guarantees.md, "Resharding"; a
+   * checkpoint gate like the KCL's is the planned fix); test_resharding covers parallelism 2. */
+  cr_assert_eq(weir_job_set_parallelism(run.job, src, 1), 0);
   cr_assert_eq(weir_job_add_callback_sink(run.job, src, "out", collect_cb, NULL, NULL), 0);
   cr_assert_eq(pthread_create(&th, NULL, run_thread, &run), 0);
 
