@@ -15,13 +15,34 @@
 
 /* Headers the signer may add (session token). */
 #define EXTRA_HEADERS_MAX 2
+/* Header lines of one request: the caller's, Host, X-Amz-Date, the signer's extras,
+ * Authorization, and the two that remove curl defaults (Expect, Accept). */
+#define HDR_LINES_MAX (WEIR_HTTP_MAX_HEADERS + 2 + EXTRA_HEADERS_MAX + 3)
+/* Bound of one header line ("Name: value"). */
+#define HDR_LINE_MAX (WEIR_HTTP_AUTH_MAX + 64)
 
 struct weir_http {
-  CURL *easy;                  /* owned; keeps the connection cache */
-  char *ca_file;               /* owned copy or NULL */
-  char *resolve_entry;         /* owned copy or NULL */
-  struct curl_slist *resolve;  /* owned; CURLOPT_RESOLVE list */
-  struct curl_slist *hdr_list; /* owned; rebuilt per request */
+  CURL *easy;                 /* owned; keeps the connection cache */
+  char *ca_file;              /* owned copy or NULL */
+  char *resolve_entry;        /* owned copy or NULL */
+  struct curl_slist *resolve; /* owned; CURLOPT_RESOLVE list */
+  /* The request's header list: curl only reads it during the transfer, so its nodes and
+   * lines live here and are rewritten per request without an allocation. The lines carry
+   * the Authorization header and the session token: they are wiped after each transfer, at
+   * the next prepare and at destroy. */
+  struct curl_slist hdr_nodes[HDR_LINES_MAX];
+  size_t hdr_n;
+  char hdr_buf[HDR_LINES_MAX * HDR_LINE_MAX];
+  size_t hdr_used;
+  /* The easy handle holds the options every POST shares (set after curl_easy_reset); a POST
+   * on a configured handle sets only URL, headers and body. A GET resets it. */
+  bool configured;
+  /* Host header of the last URL (parsing a URL allocates in libcurl: once per endpoint). */
+  char host_url[WEIR_HTTP_URL_MAX];
+  char host[WEIR_HTTP_HOST_MAX];
+  /* X-Amz-Date of the last second seen. */
+  time_t date_sec;
+  char amz_date[32];
   long connect_timeout_ms;
   long request_timeout_ms;
   weir_http_sign_cb sign_cb;
@@ -216,13 +237,12 @@ fail:
   return rc;
 }
 
-/* Frees a header list, zeroing its lines first: they carry the session token. */
-static void free_headers(struct curl_slist *l) {
-  struct curl_slist *it;
-
-  for (it = l; it != NULL; it = it->next)
-    OPENSSL_cleanse(it->data, strlen(it->data));
-  curl_slist_free_all(l);
+/* Wipes the header lines of the last request: they carry the session token. */
+static void wipe_headers(struct weir_http *h) {
+  if (h->hdr_used > 0)
+    OPENSSL_cleanse(h->hdr_buf, h->hdr_used);
+  h->hdr_used = 0;
+  h->hdr_n = 0;
 }
 
 void weir__http_destroy(struct weir_http *h) {
@@ -230,7 +250,7 @@ void weir__http_destroy(struct weir_http *h) {
     return;
   if (h->easy != NULL)
     curl_easy_cleanup(h->easy);
-  free_headers(h->hdr_list);
+  wipe_headers(h);
   curl_slist_free_all(h->resolve);
   free(h->resolve_entry);
   free(h->ca_file);
@@ -277,85 +297,54 @@ fail:
   return rc;
 }
 
-static int append_header(struct curl_slist **list, const char *name, const char *value) {
-  char line[WEIR_HTTP_AUTH_MAX + 64];
-  struct curl_slist *l;
-  int n;
+/* The Host header value of url, parsed once per distinct URL. */
+static int cached_host(struct weir_http *h, const char *url, const char **host) {
+  size_t n = strlen(url);
+  int rc;
 
-  if (value[0] == '\0')
-    n = snprintf(line, sizeof(line), "%s:", name); /* curl: do not send this header at all */
-  else
-    n = snprintf(line, sizeof(line), "%s: %s", name, value);
-  if (n < 0 || (size_t)n >= sizeof(line))
-    return WEIR_ETOOBIG;
-  l = curl_slist_append(*list, line);
-  OPENSSL_cleanse(line, (size_t)n);
-  if (l == NULL)
-    return WEIR_ENOMEM;
-  *list = l;
+  if (n < sizeof(h->host_url) && memcmp(h->host_url, url, n + 1) == 0) {
+    *host = h->host;
+    return 0;
+  }
+  h->host_url[0] = '\0';
+  if ((rc = url_host(url, h->host, sizeof(h->host))) != 0)
+    return rc;
+  if (n < sizeof(h->host_url))
+    memcpy(h->host_url, url, n + 1);
+  *host = h->host;
   return 0;
 }
 
-/* Configures h->easy for one request: headers (signed), body, options. */
-static int prepare(struct weir_http *h, const struct weir_http_request *req,
-                   struct weir_http_response *resp) {
-  struct weir_http_header hdrs[WEIR_HTTP_MAX_HEADERS + 2];
-  struct weir_http_header extra[EXTRA_HEADERS_MAX];
-  size_t n_extra = 0, n = 0;
-  char host[WEIR_HTTP_HOST_MAX], amz_date[32], payload_hash[65], auth[WEIR_HTTP_AUTH_MAX];
-  struct tm tm;
-  time_t now;
-  CURL *e = h->easy;
-  int rc;
+/* Appends "name: value" (or "name:", which tells curl not to send its own header of that
+ * name, when value is empty) to the request's header list. */
+static int append_header(struct weir_http *h, const char *name, const char *value) {
+  size_t nl = strlen(name), vl = strlen(value), len = nl + 1 + (vl > 0 ? 1 + vl : 0);
+  char *line = h->hdr_buf + h->hdr_used;
 
-  memset(resp, 0, sizeof(*resp));
-  h->resp = resp;
-  h->len = 0;
-  h->too_big = false;
-  h->errbuf[0] = '\0';
-  if (req->method == NULL || req->url == NULL || req->n_headers > WEIR_HTTP_MAX_HEADERS)
-    return WEIR_EINVAL;
-  if ((rc = url_host(req->url, host, sizeof(host))) != 0)
-    return rc;
-  now = time(NULL);
-  gmtime_r(&now, &tm);
-  strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
-
-  hdrs[n++] = (struct weir_http_header){"Host", host};
-  hdrs[n++] = (struct weir_http_header){"X-Amz-Date", amz_date};
-  for (size_t i = 0; i < req->n_headers; i++)
-    hdrs[n++] = req->headers[i];
-
-  free_headers(h->hdr_list);
-  h->hdr_list = NULL;
-  for (size_t i = 0; i < n; i++)
-    if ((rc = append_header(&h->hdr_list, hdrs[i].name, hdrs[i].value)) != 0)
-      return rc;
-  if (h->sign_cb != NULL) {
-    struct weir_http_sign_input in = {req->method, host, "/", "", hdrs, n, payload_hash, amz_date};
-    sha256_hex(req->body, req->body_len, payload_hash);
-    auth[0] = '\0';
-    rc = h->sign_cb(h->sign_data, &in, auth, sizeof(auth), extra, EXTRA_HEADERS_MAX, &n_extra);
-    if (rc != 0)
-      return rc;
-    if (n_extra > EXTRA_HEADERS_MAX)
-      return WEIR_EINVAL;
-    for (size_t i = 0; i < n_extra; i++)
-      if ((rc = append_header(&h->hdr_list, extra[i].name, extra[i].value)) != 0)
-        return rc;
-    if ((rc = append_header(&h->hdr_list, "Authorization", auth)) != 0)
-      return rc;
+  if (h->hdr_n >= HDR_LINES_MAX || len >= HDR_LINE_MAX ||
+      len + 1 > sizeof(h->hdr_buf) - h->hdr_used)
+    return WEIR_ETOOBIG;
+  memcpy(line, name, nl);
+  line[nl] = ':';
+  if (vl > 0) {
+    line[nl + 1] = ' ';
+    memcpy(line + nl + 2, value, vl);
   }
-  /* kinesis-local never answers "Expect: 100-continue": without this, curl waits 1 s on
-   * bodies over 1 MiB. (An empty "Expect:" value would get 417 from Node: remove it.) */
-  if ((rc = append_header(&h->hdr_list, "Expect", "")) != 0)
-    return rc;
-  /* libcurl adds an "Accept: any type" header unless told otherwise; keep requests minimal. */
-  if ((rc = append_header(&h->hdr_list, "Accept", "")) != 0)
-    return rc;
+  line[len] = '\0';
+  h->hdr_used += len + 1;
+  h->hdr_nodes[h->hdr_n].data = line;
+  h->hdr_nodes[h->hdr_n].next = NULL;
+  if (h->hdr_n > 0)
+    h->hdr_nodes[h->hdr_n - 1].next = &h->hdr_nodes[h->hdr_n];
+  h->hdr_n++;
+  return 0;
+}
+
+/* The options every request shares; after curl_easy_reset. */
+static void configure(struct weir_http *h) {
+  CURL *e = h->easy;
 
   curl_easy_reset(e); /* keeps the connection cache and DNS cache */
-  curl_easy_setopt(e, CURLOPT_URL, req->url);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -368,20 +357,93 @@ static int prepare(struct weir_http *h, const struct weir_http_request *req,
     curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
   if (h->resolve != NULL)
     curl_easy_setopt(e, CURLOPT_RESOLVE, h->resolve);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->hdr_list);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
-  if (strcmp(req->method, "POST") == 0) {
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
+  curl_easy_setopt(e, CURLOPT_POST, 1L);
+}
+
+/* Configures h->easy for one request: headers (signed), body, options. */
+static int prepare(struct weir_http *h, const struct weir_http_request *req,
+                   struct weir_http_response *resp) {
+  struct weir_http_header hdrs[WEIR_HTTP_MAX_HEADERS + 2];
+  struct weir_http_header extra[EXTRA_HEADERS_MAX];
+  size_t n_extra = 0, n = 0;
+  char payload_hash[65], auth[WEIR_HTTP_AUTH_MAX];
+  const char *host;
+  bool post;
+  time_t now;
+  CURL *e = h->easy;
+  int rc;
+
+  memset(resp, 0, sizeof(*resp));
+  h->resp = resp;
+  h->len = 0;
+  h->too_big = false;
+  h->errbuf[0] = '\0';
+  wipe_headers(h);
+  if (req->method == NULL || req->url == NULL || req->n_headers > WEIR_HTTP_MAX_HEADERS)
+    return WEIR_EINVAL;
+  if ((post = strcmp(req->method, "POST") == 0) == false && strcmp(req->method, "GET") != 0)
+    return WEIR_EINVAL;
+  if ((rc = cached_host(h, req->url, &host)) != 0)
+    return rc;
+  now = time(NULL);
+  if (now != h->date_sec || h->amz_date[0] == '\0') {
+    struct tm tm;
+
+    gmtime_r(&now, &tm);
+    strftime(h->amz_date, sizeof(h->amz_date), "%Y%m%dT%H%M%SZ", &tm);
+    h->date_sec = now;
+  }
+
+  hdrs[n++] = (struct weir_http_header){"Host", host};
+  hdrs[n++] = (struct weir_http_header){"X-Amz-Date", h->amz_date};
+  for (size_t i = 0; i < req->n_headers; i++)
+    hdrs[n++] = req->headers[i];
+
+  for (size_t i = 0; i < n; i++)
+    if ((rc = append_header(h, hdrs[i].name, hdrs[i].value)) != 0)
+      return rc;
+  if (h->sign_cb != NULL) {
+    struct weir_http_sign_input in = {req->method, host, "/",          "",
+                                      hdrs,        n,    payload_hash, h->amz_date};
+    sha256_hex(req->body, req->body_len, payload_hash);
+    auth[0] = '\0';
+    rc = h->sign_cb(h->sign_data, &in, auth, sizeof(auth), extra, EXTRA_HEADERS_MAX, &n_extra);
+    if (rc == 0 && n_extra > EXTRA_HEADERS_MAX)
+      rc = WEIR_EINVAL;
+    for (size_t i = 0; rc == 0 && i < n_extra; i++)
+      rc = append_header(h, extra[i].name, extra[i].value);
+    if (rc == 0)
+      rc = append_header(h, "Authorization", auth);
+    OPENSSL_cleanse(auth, sizeof(auth));
+    if (rc != 0)
+      return rc;
+  }
+  /* kinesis-local never answers "Expect: 100-continue": without this, curl waits 1 s on
+   * bodies over 1 MiB. (An empty "Expect:" value would get 417 from Node: remove it.) */
+  if ((rc = append_header(h, "Expect", "")) != 0)
+    return rc;
+  /* libcurl adds an "Accept: any type" header unless told otherwise; keep requests minimal. */
+  if ((rc = append_header(h, "Accept", "")) != 0)
+    return rc;
+
+  /* Shared options once per handle (and again after a GET): curl_easy_reset and a dozen
+   * setopt calls per request cost more than the request's own work on small bodies. */
+  if (!h->configured || !post) {
+    configure(h);
+    h->configured = post;
+  }
+  curl_easy_setopt(e, CURLOPT_URL, req->url);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, &h->hdr_nodes[0]);
+  if (post) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body != NULL ? (const char *)req->body : "");
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-  } else if (strcmp(req->method, "GET") == 0) {
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   } else {
-    return WEIR_EINVAL;
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   }
   return 0;
 }
@@ -425,6 +487,7 @@ static int finish(struct weir_http *h, CURLcode cc, struct weir_http_response *r
   resp->body = h->buf != NULL ? h->buf : (const uint8_t *)"";
   resp->body_len = h->len;
   h->resp = NULL;
+  wipe_headers(h);
   return rc;
 }
 
@@ -436,6 +499,7 @@ int weir__http_perform(struct weir_http *h, const struct weir_http_request *req,
     return WEIR_EINVAL;
   if ((rc = prepare(h, req, resp)) != 0) {
     h->resp = NULL;
+    wipe_headers(h);
     return rc;
   }
   return finish(h, curl_easy_perform(h->easy), resp);
@@ -487,6 +551,7 @@ int weir__http_perform_many(struct weir_http_multi *mu, struct weir_http *const 
     rcs[i] = prepare(hs[i], &reqs[i], &resps[i]);
     if (rcs[i] != 0) {
       hs[i]->resp = NULL;
+      wipe_headers(hs[i]);
       continue;
     }
     if (curl_multi_add_handle(mu->m, hs[i]->easy) != CURLM_OK) {

@@ -236,7 +236,16 @@ static weir_buf default_key(struct ksub *s, const weir_record *r, char rnd[RANDO
     return weir_buf_str(s->cfg->partition_key);
   if (s->cfg->pk_mode == WEIR_KINESIS_PK_RECORD_KEY && r->key.len > 0)
     return r->key;
-  snprintf(rnd, RANDOM_PK_LEN + 1, "%016" PRIx64, xorshift(&s->rng));
+  {
+    /* 16 lowercase hex digits, as "%016" PRIx64 would write (snprintf costs more per record
+     * than the rest of buffering it). */
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v = xorshift(&s->rng);
+
+    for (int i = RANDOM_PK_LEN - 1; i >= 0; i--, v >>= 4)
+      rnd[i] = hex[v & 15];
+    rnd[RANDOM_PK_LEN] = '\0';
+  }
   return (weir_buf){(const uint8_t *)rnd, RANDOM_PK_LEN};
 }
 
