@@ -72,12 +72,44 @@ static uint64_t xorshift(uint64_t *st) {
   return *st = x;
 }
 
-/* Number of UTF-8 characters (non-continuation bytes). */
+/*
+ * Number of UTF-8 characters in p[0..n), or SIZE_MAX when the bytes are not well-formed UTF-8
+ * (overlong forms, surrogates, above U+10FFFF, truncated sequences). Partition keys travel as
+ * JSON strings: bytes that are not UTF-8 would reach the service as something else (kinesalite
+ * stores U+FFFD for them; the API refuses the request), so such a key is refused here.
+ */
 static size_t utf8_chars(const uint8_t *p, size_t n) {
   size_t c = 0;
 
-  for (size_t i = 0; i < n; i++)
-    c += (p[i] & 0xC0) != 0x80;
+  for (size_t i = 0; i < n; c++) {
+    uint8_t b = p[i];
+    size_t len;
+    uint32_t cp;
+
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    if (b >= 0xC2 && b <= 0xDF)
+      len = 2, cp = b & 0x1Fu;
+    else if (b >= 0xE0 && b <= 0xEF)
+      len = 3, cp = b & 0x0Fu;
+    else if (b >= 0xF0 && b <= 0xF4)
+      len = 4, cp = b & 0x07u;
+    else
+      return SIZE_MAX;
+    if (n - i < len)
+      return SIZE_MAX;
+    for (size_t k = 1; k < len; k++) {
+      if ((p[i + k] & 0xC0) != 0x80)
+        return SIZE_MAX;
+      cp = (cp << 6) | (p[i + k] & 0x3Fu);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return SIZE_MAX;
+    i += len;
+  }
   return c;
 }
 
@@ -274,7 +306,8 @@ static int check(struct ksub *s, int stream, weir_buf data, weir_buf key, weir_b
              utf8_chars(key.ptr, key.len) > WEIR_KINESIS_PARTITION_KEY_MAX) {
     kind = "invalid_partition_key";
     snprintf(msg, sizeof(msg),
-             "partition key of %zu bytes is empty or longer than 256 characters (stream %s)",
+             "partition key of %zu bytes is empty, longer than 256 characters or not UTF-8 "
+             "(stream %s)",
              key.len, st->name);
   } else if (ehk.len > 0 && (ehk.len > WEIR_KPL_HASH_KEY_DEC_MAX ||
                              weir__kpl_u128_parse((const char *)ehk.ptr, ehk.len, &v) != 0)) {

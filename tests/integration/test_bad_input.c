@@ -364,10 +364,9 @@ Test(bad_input, kinesis_sink_invalid_utf8_partition_key_no_crash_nothing_lost) {
                 keys.v[at], strlen(keys.v[at]));
 }
 
-/* What must happen (disabled until connectors/kinesis/sink.c check() refuses keys that are
- * not UTF-8 as "invalid_partition_key"; see the comment above the previous test). */
-Test(bad_input, kinesis_sink_invalid_utf8_partition_key_fails_or_is_dead_lettered,
-     .disabled = true) {
+/* What must happen: connectors/kinesis/sink.c check() refuses a key that is not UTF-8 as
+ * "invalid_partition_key" (see the comment above the previous test). */
+Test(bad_input, kinesis_sink_invalid_utf8_partition_key_fails_or_is_dead_lettered) {
   static struct got got, keys;
   char msg[1024], dlq[128], line[512];
   int64_t dead;
