@@ -275,3 +275,37 @@ int weir__kinesis_call(weir_kinesis_client *c, enum weir_kinesis_op op, const ch
                  err->attempts == 1 ? "" : "s");
   return rc;
 }
+
+size_t weir__kinesis_str_size(const char *s) {
+  return s == NULL ? 0 : strlen(s) + 1;
+}
+
+const char *weir__kinesis_str_put(char **pos, const char *src) {
+  char *d = *pos;
+  size_t n;
+
+  if (src == NULL)
+    return NULL;
+  n = strlen(src) + 1;
+  memcpy(d, src, n);
+  *pos += n;
+  return d;
+}
+
+size_t weir__kinesis_config_strings_size(const weir_kinesis_config *c) {
+  return weir__kinesis_str_size(c->region) + weir__kinesis_str_size(c->endpoint) +
+         weir__kinesis_str_size(c->access_key_id) + weir__kinesis_str_size(c->secret_access_key) +
+         weir__kinesis_str_size(c->session_token) + weir__kinesis_str_size(c->profile) +
+         weir__kinesis_str_size(c->ca_file);
+}
+
+void weir__kinesis_config_put_strings(weir_kinesis_config *dst, const weir_kinesis_config *src,
+                                      char **pos) {
+  dst->region = weir__kinesis_str_put(pos, src->region);
+  dst->endpoint = weir__kinesis_str_put(pos, src->endpoint);
+  dst->access_key_id = weir__kinesis_str_put(pos, src->access_key_id);
+  dst->secret_access_key = weir__kinesis_str_put(pos, src->secret_access_key);
+  dst->session_token = weir__kinesis_str_put(pos, src->session_token);
+  dst->profile = weir__kinesis_str_put(pos, src->profile);
+  dst->ca_file = weir__kinesis_str_put(pos, src->ca_file);
+}

@@ -306,6 +306,21 @@ int weir__kinesis_update_shard_count(weir_kinesis_client *c, const char *stream,
 /* Polls DescribeStreamSummary until the stream is ACTIVE, at most timeout_ms. WEIR_ETIMEDOUT. */
 int weir__kinesis_wait_active(weir_kinesis_client *c, const char *stream, int64_t timeout_ms);
 
+/* ---- copying configurations ------------------------------------------------------------ */
+
+/*
+ * Connectors keep their configuration, strings included, in one allocation (node data freed
+ * and wiped as one block). weir__kinesis_str_size is the room a string takes (0 for NULL);
+ * weir__kinesis_str_put copies it to *pos and advances *pos (NULL stays NULL). The two
+ * config calls do the same for every string of a weir_kinesis_config: size, then put into
+ * *dst (which already holds a copy of *src's other fields).
+ */
+size_t weir__kinesis_str_size(const char *s);
+const char *weir__kinesis_str_put(char **pos, const char *src);
+size_t weir__kinesis_config_strings_size(const weir_kinesis_config *c);
+void weir__kinesis_config_put_strings(weir_kinesis_config *dst, const weir_kinesis_config *src,
+                                      char **pos);
+
 /* ---- the client object (client.c; the operations in ops.c fill its body buffer) ----------- */
 
 struct weir_http;

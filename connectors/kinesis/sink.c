@@ -445,23 +445,6 @@ static void ks_close(weir_ctx *ctx, void *inst) {
 
 /* ---- building --------------------------------------------------------------------------- */
 
-/* Copies src to *pos (advancing it); NULL stays NULL. */
-static char *put_str(char **pos, const char *src) {
-  char *d = *pos;
-  size_t n;
-
-  if (src == NULL)
-    return NULL;
-  n = strlen(src) + 1;
-  memcpy(d, src, n);
-  *pos += n;
-  return d;
-}
-
-static size_t str_size(const char *s) {
-  return s == NULL ? 0 : strlen(s) + 1;
-}
-
 void weir_kinesis_sink_config_init(weir_kinesis_sink_config *cfg) {
   if (cfg == NULL)
     return;
@@ -518,25 +501,18 @@ int weir_job_add_kinesis_sink(weir_job *job, int upstream, const char *name,
   if (job == NULL || cfg == NULL || (rc = validate(cfg)) != 0)
     return WEIR_EINVAL;
   /* One block: the job releases owned_data with free(). */
-  total = sizeof(*k) + str_size(cfg->stream) + str_size(cfg->partition_key) +
-          str_size(cfg->dead_letter_path) + str_size(cfg->client.region) +
-          str_size(cfg->client.endpoint) + str_size(cfg->client.access_key_id) +
-          str_size(cfg->client.secret_access_key) + str_size(cfg->client.session_token) +
-          str_size(cfg->client.profile) + str_size(cfg->client.ca_file);
+  total = sizeof(*k) + weir__kinesis_str_size(cfg->stream) +
+          weir__kinesis_str_size(cfg->partition_key) +
+          weir__kinesis_str_size(cfg->dead_letter_path) +
+          weir__kinesis_config_strings_size(&cfg->client);
   if ((k = calloc(1, total)) == NULL)
     return WEIR_ENOMEM;
   pos = (char *)(k + 1);
   k->cfg = *cfg;
-  k->cfg.stream = put_str(&pos, cfg->stream);
-  k->cfg.partition_key = put_str(&pos, cfg->partition_key);
-  k->cfg.dead_letter_path = put_str(&pos, cfg->dead_letter_path);
-  k->cfg.client.region = put_str(&pos, cfg->client.region);
-  k->cfg.client.endpoint = put_str(&pos, cfg->client.endpoint);
-  k->cfg.client.access_key_id = put_str(&pos, cfg->client.access_key_id);
-  k->cfg.client.secret_access_key = put_str(&pos, cfg->client.secret_access_key);
-  k->cfg.client.session_token = put_str(&pos, cfg->client.session_token);
-  k->cfg.client.profile = put_str(&pos, cfg->client.profile);
-  k->cfg.client.ca_file = put_str(&pos, cfg->client.ca_file);
+  k->cfg.stream = weir__kinesis_str_put(&pos, cfg->stream);
+  k->cfg.partition_key = weir__kinesis_str_put(&pos, cfg->partition_key);
+  k->cfg.dead_letter_path = weir__kinesis_str_put(&pos, cfg->dead_letter_path);
+  weir__kinesis_config_put_strings(&k->cfg.client, &cfg->client, &pos);
   if (k->cfg.max_buffered_records == 0)
     k->cfg.max_buffered_records = DEFAULT_BUFFERED_RECORDS;
   if (k->cfg.max_buffered_bytes == 0)

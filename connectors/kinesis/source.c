@@ -257,22 +257,6 @@ void weir_kinesis_source_config_init(weir_kinesis_source_config *cfg) {
     memset(cfg, 0, sizeof(*cfg));
 }
 
-static size_t str_size(const char *s) {
-  return s == NULL ? 0 : strlen(s) + 1;
-}
-
-static const char *put_str(char **pos, const char *src) {
-  char *d = *pos;
-  size_t n;
-
-  if (src == NULL)
-    return NULL;
-  n = strlen(src) + 1;
-  memcpy(d, src, n);
-  *pos += n;
-  return d;
-}
-
 static bool backoff_ok(const weir_kinesis_backoff *b) {
   return b->retries >= 0 && b->retries <= 1000 && b->base_ms >= 0 && b->max_ms >= 0 &&
          b->max_ms <= 3600000 && b->base_ms <= b->max_ms && (b->exp == 0 || b->exp >= 1.0);
@@ -349,11 +333,10 @@ int weir_job_add_kinesis_source(weir_job *job, const char *name,
   if (job == NULL || cfg == NULL || validate(cfg, &ts_ms) != 0)
     return WEIR_EINVAL;
   cc = &cfg->client;
-  total = sizeof(*k) + str_size(cc->region) + str_size(cc->endpoint) + str_size(cc->access_key_id) +
-          str_size(cc->secret_access_key) + str_size(cc->session_token) + str_size(cc->profile) +
-          str_size(cc->ca_file) + str_size(cfg->initial_timestamp);
+  total = sizeof(*k) + weir__kinesis_config_strings_size(cc) +
+          weir__kinesis_str_size(cfg->initial_timestamp);
   for (size_t i = 0; i < cfg->n_streams; i++)
-    total += str_size(cfg->streams[i]);
+    total += weir__kinesis_str_size(cfg->streams[i]);
   if ((k = calloc(1, total)) == NULL)
     return WEIR_ENOMEM;
   k->alloc_size = total;
@@ -368,16 +351,10 @@ int weir_job_add_kinesis_source(weir_job *job, const char *name,
   pos = (char *)(k + 1);
   k->cfg = *cfg;
   for (size_t i = 0; i < cfg->n_streams; i++)
-    k->streams[i] = put_str(&pos, cfg->streams[i]);
+    k->streams[i] = weir__kinesis_str_put(&pos, cfg->streams[i]);
   k->cfg.streams = k->streams;
-  k->cfg.client.region = put_str(&pos, cc->region);
-  k->cfg.client.endpoint = put_str(&pos, cc->endpoint);
-  k->cfg.client.access_key_id = put_str(&pos, cc->access_key_id);
-  k->cfg.client.secret_access_key = put_str(&pos, cc->secret_access_key);
-  k->cfg.client.session_token = put_str(&pos, cc->session_token);
-  k->cfg.client.profile = put_str(&pos, cc->profile);
-  k->cfg.client.ca_file = put_str(&pos, cc->ca_file);
-  k->cfg.initial_timestamp = put_str(&pos, cfg->initial_timestamp);
+  weir__kinesis_config_put_strings(&k->cfg.client, cc, &pos);
+  k->cfg.initial_timestamp = weir__kinesis_str_put(&pos, cfg->initial_timestamp);
   k->initial_ts_ms = ts_ms;
   if (k->cfg.discovery_interval_ms == 0)
     k->cfg.discovery_interval_ms = KSRC_DEFAULT_DISCOVERY_MS;
