@@ -464,6 +464,50 @@ Test(weir_cli, sigterm_without_checkpoints_stops_gracefully) {
   cr_assert_geq(check_sequence(out), 100);
 }
 
+/*
+ * A second signal cancels. The sink writes into a FIFO this test stops reading, so the job
+ * blocks in a write: the first SIGTERM asks it to stop (it cannot finish while blocked), the
+ * second cancels it; once the FIFO is drained, weir must exit 130 ("cancelled"), not 0 as a
+ * stopped job does.
+ */
+Test(weir_cli, second_signal_cancels) {
+  const char *p = path_in("p.yaml"), *fifo = path_in("fifo"), *err = path_in("err.txt");
+  char buf[65536], *text;
+  long got = 0;
+  ssize_t n;
+  pid_t pid;
+  int fd, st;
+
+  cr_assert_eq(mkfifo(fifo, 0600), 0);
+  write_file(p,
+             "name: blocked\nsources:\n  - type: generator\n    value_len: 1000\n"
+             "sinks:\n  - type: file\n    path: %s\n",
+             fifo);
+  pid = spawn(path_in("o"), err, "run", p, (const char *)NULL);
+  cr_assert_geq(fd = open(fifo, O_RDONLY), 0); /* weir's file sink opens it at load */
+  /* Take some records, then stop reading: the pipe fills and the sink blocks. */
+  while (got < 200000 && (n = read(fd, buf, sizeof(buf))) > 0)
+    got += n;
+  cr_assert_geq(got, 200000);
+  free(wait_text(err, "job 'blocked' started", pid));
+  sleep_ms(200);
+  kill(pid, SIGTERM);
+  free(wait_text(err, "Terminated: stopping (no checkpoint dir, so no savepoint)", pid));
+  sleep_ms(200);
+  cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the job ended although its sink is blocked");
+  kill(pid, SIGTERM);
+  free(wait_text(err, "Terminated again: cancelling now", pid));
+  while ((n = read(fd, buf, sizeof(buf))) > 0) /* unblock the sink; EOF when weir exits */
+    ;
+  close(fd);
+  st = wait_exit(pid);
+  text = slurp(err);
+  cr_assert_eq(st, 130, "exit %d: %s", st, text);
+  cr_assert_not_null(strstr(text, "job 'blocked' cancelled"), "%s", text);
+  cr_assert_null(strstr(text, "job 'blocked' stopped"), "%s", text);
+  free(text);
+}
+
 Test(weir_cli, checkpoints_of_a_missing_dir) {
   struct result r = RUN("checkpoints", "list", path_in("nothing-here"));
 
