@@ -9,7 +9,9 @@
  *        -> 2 s event-time tumbling count -> Kinesis sink "chaos-out"          (via the proxy)
  *
  * Each cycle starts weir (parallelism 1, 2, 3 in turn, so restores also rescale), lets it run
- * for a random 0.3..2.5 s (seeded), then kills it with SIGKILL. After the last cycle the
+ * for a random 0.3..2.5 s (seeded), then kills it with SIGKILL. Meanwhile chaos-in is
+ * resharded every --reshard-every seconds (split the widest shard, merge the lowest two, in
+ * turn). After the last cycle the
  * producer stops and a final run with STOP_AT_END=true reads to the tip, fires every window and
  * exits. Then both streams are read back:
  *   - the reference: per (key, 2 s window) the number of records in chaos-in;
@@ -23,6 +25,7 @@
  *
  * Usage: chaos_pipeline --weir PATH --pipeline chaos.yaml [--cycles N (50)] [--seed N (1)]
  *                       [--rate RECORDS_PER_S (200)] [--keys N (32)]
+ *                       [--reshard-every S (10; 0 = none)] [--max-reshards N (40)]
  * Exit 0 = passed, 1 = failed, 2 = usage, 77 = skipped (node or the npm packages missing).
  * ctest runs it as chaos_short; scripts/chaos.sh runs a long form.
  */
@@ -41,6 +44,7 @@
 #include <weir/weir.h>
 
 #include "../support/fault_proxy.c"
+#include "../support/kinesis_reshard.c"
 #include "../support/kinesis_server.c"
 #include "connectors/kinesis/client_int.h"
 
@@ -85,7 +89,20 @@ struct chaos_opts {
   long cycles;
   long rate;
   long keys;
+  long reshard_every; /* seconds between reshards of chaos-in; 0 = none */
+  long max_reshards;
   uint64_t seed;
+};
+
+/* Reshards chaos-in while the cycles run: split the widest shard, merge the lowest two, in
+ * turn, every reshard_every seconds, at most max_reshards times. */
+struct chaos_resharder {
+  const char *endpoint; /* borrowed: the server's */
+  const struct chaos_opts *o;
+  atomic_bool stop;
+  atomic_long splits, merges;
+  atomic_int failed; /* 1 after a reshard call failed: err says why */
+  char err[512];
 };
 
 struct chaos_producer {
@@ -208,6 +225,35 @@ static void *chaos_produce(void *arg) {
   return NULL;
 }
 
+static void *chaos_reshard(void *arg) {
+  struct chaos_resharder *r = arg;
+  weir_kinesis_client *c = NULL;
+  weir_kinesis_config cfg;
+
+  chaos_client_config(&cfg, r->endpoint);
+  if (weir_kinesis_client_create(&c, &cfg) != 0) {
+    snprintf(r->err, sizeof(r->err), "cannot create a client");
+    atomic_store(&r->failed, 1);
+    return NULL;
+  }
+  for (long n = 0; n < r->o->max_reshards && !atomic_load(&r->stop); n++) {
+    int64_t until = chaos_now_ms() + r->o->reshard_every * 1000;
+
+    while (chaos_now_ms() < until && !atomic_load(&r->stop))
+      chaos_sleep_ms(50);
+    if (atomic_load(&r->stop))
+      break;
+    if (n % 2 == 0 ? weir_test_split_shard(c, CHAOS_IN, NULL, r->err, sizeof(r->err)) != 0
+                   : weir_test_merge_lowest(c, CHAOS_IN, r->err, sizeof(r->err)) != 0) {
+      atomic_store(&r->failed, 1);
+      break;
+    }
+    atomic_fetch_add(n % 2 == 0 ? &r->splits : &r->merges, 1);
+  }
+  weir_kinesis_client_destroy(c);
+  return NULL;
+}
+
 /*
  * Starts `weir run` on the pipeline, its output appended to `log`. Returns the pid, or -1.
  */
@@ -270,11 +316,11 @@ static long chaos_log_count(const char *log, const char *needle) {
 
 typedef int (*chaos_record_fn)(void *arg, const uint8_t *data, size_t len);
 
-/* Reads every record of every shard of `stream` (no resharding here) and calls fn on each. */
+/* Reads every record of every shard (open and closed) of `stream` and calls fn on each. */
 static int chaos_read_stream(weir_kinesis_client *c, const char *stream, chaos_record_fn fn,
                              void *arg) {
-  static struct weir_kinesis_shard shard_buf[64];
-  struct weir_kinesis_shard_list l = {shard_buf, 0, 64};
+  static struct weir_kinesis_shard shard_buf[WEIR_TEST_RESHARD_MAX_SHARDS];
+  struct weir_kinesis_shard_list l = {shard_buf, 0, WEIR_TEST_RESHARD_MAX_SHARDS};
   struct weir_kinesis_records r;
   char it[WEIR_KINESIS_ITERATOR_MAX + 1];
   int rc;
@@ -417,6 +463,8 @@ static int chaos_parse(int argc, char **argv, struct chaos_opts *o) {
   o->cycles = 50;
   o->rate = 200;
   o->keys = 32;
+  o->reshard_every = 10;
+  o->max_reshards = 40;
   o->seed = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *k = argv[i], *val = argv[i + 1];
@@ -432,6 +480,10 @@ static int chaos_parse(int argc, char **argv, struct chaos_opts *o) {
       continue;
     }
     v = strtol(val, &end, 10);
+    if (strcmp(k, "--reshard-every") == 0 && *end == '\0' && v >= 0) {
+      o->reshard_every = v;
+      continue;
+    }
     if (*end != '\0' || v < 1) {
       fprintf(stderr, "%s: %s needs a positive number, not '%s'\n", argv[0], k, val);
       return -1;
@@ -444,6 +496,8 @@ static int chaos_parse(int argc, char **argv, struct chaos_opts *o) {
       o->keys = v;
     else if (strcmp(k, "--seed") == 0)
       o->seed = (uint64_t)v;
+    else if (strcmp(k, "--max-reshards") == 0)
+      o->max_reshards = v;
     else {
       fprintf(stderr, "%s: unknown or out-of-range option %s\n", argv[0], k);
       return -1;
@@ -452,7 +506,7 @@ static int chaos_parse(int argc, char **argv, struct chaos_opts *o) {
   if (argc % 2 == 0 || o->weir == NULL || o->pipeline == NULL) {
     fprintf(stderr,
             "usage: %s --weir PATH --pipeline chaos.yaml [--cycles N] [--seed N] "
-            "[--rate RECORDS_PER_S] [--keys N]\n",
+            "[--rate RECORDS_PER_S] [--keys N] [--reshard-every S (0 = none)] [--max-reshards N]\n",
             argv[0]);
     return -1;
   }
@@ -463,13 +517,14 @@ int main(int argc, char **argv) {
   struct weir_test_kserver srv = {0};
   struct weir_test_fproxy px = {0};
   struct chaos_producer prod = {0};
+  struct chaos_resharder rs = {0};
   struct chaos_results res = {0};
   struct chaos_scan scan = {0};
   struct chaos_opts o;
   weir_kinesis_client *admin = NULL;
   weir_kinesis_config acfg;
-  pthread_t prod_thread;
-  bool prod_started = false;
+  pthread_t prod_thread, rs_thread;
+  bool prod_started = false, rs_started = false;
   char why[512], dir[64] = "", log[128], cmd[128];
   long unexpected = 0, lost = 0, twice = 0, missing = 0, low = 0, cycles = 0, restores;
   int64_t t0, final_ms = 0;
@@ -527,8 +582,16 @@ int main(int argc, char **argv) {
   if (pthread_create(&prod_thread, NULL, chaos_produce, &prod) != 0)
     goto done;
   prod_started = true;
-  printf("chaos: %ld cycles, %ld records/s over %ld keys, seed %" PRIu64 "\n", o.cycles, o.rate,
-         o.keys, o.seed);
+  rs.endpoint = srv.endpoint;
+  rs.o = &o;
+  if (o.reshard_every > 0) {
+    if (pthread_create(&rs_thread, NULL, chaos_reshard, &rs) != 0)
+      goto done;
+    rs_started = true;
+  }
+  printf("chaos: %ld cycles, %ld records/s over %ld keys, seed %" PRIu64 "; %s 4 shards, "
+         "resharded every %ld s (split, merge in turn; at most %ld)\n",
+         o.cycles, o.rate, o.keys, o.seed, CHAOS_IN, o.reshard_every, o.max_reshards);
   printf("pipeline: %s (weir run, parallelism 1/2/3 in turn, checkpoints every 200 ms), "
          "weir's Kinesis calls through the fault proxy\n",
          o.pipeline);
@@ -577,6 +640,15 @@ int main(int argc, char **argv) {
   atomic_store(&prod.stop, true);
   pthread_join(prod_thread, NULL);
   prod_started = false;
+  if (rs_started) {
+    atomic_store(&rs.stop, true);
+    pthread_join(rs_thread, NULL);
+    rs_started = false;
+  }
+  if (atomic_load(&rs.failed)) {
+    fprintf(stderr, "chaos: resharding failed: %s\n", rs.err);
+    goto done;
+  }
 
   /* The final run: reads to the tip, fires every window, exits. */
   chaos_log_line(log, "==== final run: parallelism %ld (%ld) ====\n", 2, 0);
@@ -646,8 +718,10 @@ int main(int argc, char **argv) {
            "themselves (must be 0); final run %.1f s; total %.1f s\n",
            cycles, restores, unexpected, (double)final_ms / 1000.0,
            (double)(chaos_now_ms() - t0) / 1000.0);
-    printf("records: produced %ld, in %s %ld, windows (key x 2 s) %ld\n",
-           atomic_load(&prod.produced), CHAOS_IN, res.records, windows);
+    printf("records: produced %ld, in %s %ld, windows (key x 2 s) %ld; reshards of %s: %ld "
+           "splits, %ld merges\n",
+           atomic_load(&prod.produced), CHAOS_IN, res.records, windows, CHAOS_IN,
+           atomic_load(&rs.splits), atomic_load(&rs.merges));
     printf("results: %ld in %s; lost %ld (must be 0: records not counted, %ld windows without "
            "a result), counted twice %ld (must be 0), duplicates %ld (same result written "
            "again after a kill; most copies of one result %ld, bound %ld), results below the "
@@ -672,6 +746,10 @@ done:
   if (prod_started) {
     atomic_store(&prod.stop, true);
     pthread_join(prod_thread, NULL);
+  }
+  if (rs_started) {
+    atomic_store(&rs.stop, true);
+    pthread_join(rs_thread, NULL);
   }
   free(res.cells);
   free(scan.seen);
