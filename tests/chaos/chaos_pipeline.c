@@ -154,16 +154,6 @@ static uint64_t chaos_rand(uint64_t *s) {
   return *s * UINT64_C(2685821657736338717);
 }
 
-static void chaos_client_config(weir_kinesis_config *cfg, const char *endpoint) {
-  memset(cfg, 0, sizeof(*cfg));
-  cfg->region = "us-east-1";
-  cfg->endpoint = endpoint;
-  cfg->access_key_id = "AKIDEXAMPLE";
-  cfg->secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-  cfg->connect_timeout_ms = 2000;
-  cfg->request_timeout_ms = 20000;
-}
-
 /*
  * The producer: every tick, rate/10 records {"k":"k<i mod keys>","i":i,"ts":T0+10i} with
  * partition key k<i mod keys>, resending failed entries until taken. The reference is
@@ -184,7 +174,7 @@ static void *chaos_produce(void *arg) {
     per_tick = 1;
   if (per_tick > WEIR_KINESIS_PUT_MAX_RECORDS)
     per_tick = WEIR_KINESIS_PUT_MAX_RECORDS;
-  chaos_client_config(&cfg, p->endpoint);
+  weir_test_kserver_client_config(&cfg, p->endpoint);
   if ((rc = weir_kinesis_client_create(&c, &cfg)) != 0) {
     atomic_store(&p->rc, rc);
     return NULL;
@@ -230,7 +220,7 @@ static void *chaos_reshard(void *arg) {
   weir_kinesis_client *c = NULL;
   weir_kinesis_config cfg;
 
-  chaos_client_config(&cfg, r->endpoint);
+  weir_test_kserver_client_config(&cfg, r->endpoint);
   if (weir_kinesis_client_create(&c, &cfg) != 0) {
     snprintf(r->err, sizeof(r->err), "cannot create a client");
     atomic_store(&r->failed, 1);
@@ -272,8 +262,8 @@ static pid_t chaos_spawn(const struct chaos_opts *o, const char *endpoint, const
   setenv("CHAOS_DIR", dir, 1);
   setenv("PARALLELISM", par, 1);
   setenv("STOP_AT_END", stop_at_end ? "true" : "false", 1);
-  setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
-  setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+  setenv("AWS_ACCESS_KEY_ID", WEIR_TEST_ACCESS_KEY_ID, 1);
+  setenv("AWS_SECRET_ACCESS_KEY", WEIR_TEST_SECRET_ACCESS_KEY, 1);
   unsetenv("AWS_SESSION_TOKEN");
   unsetenv("AWS_PROFILE");
   execl(o->weir, o->weir, "run", o->pipeline, (char *)NULL);
@@ -561,7 +551,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "cannot start the fault proxy: %s\n", why);
     goto done;
   }
-  chaos_client_config(&acfg, srv.endpoint); /* streams are made and read without faults */
+  weir_test_kserver_client_config(&acfg,
+                                  srv.endpoint); /* streams are made and read without faults */
   if (weir_kinesis_client_create(&admin, &acfg) != 0 ||
       weir__kinesis_create_stream(admin, CHAOS_IN, 4) != 0 ||
       weir__kinesis_create_stream(admin, CHAOS_OUT, 2) != 0 ||

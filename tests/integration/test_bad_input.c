@@ -50,16 +50,6 @@ static void teardown(void) {
 
 TestSuite(bad_input, .init = quiet, .fini = teardown);
 
-static void client_config(weir_kinesis_config *cfg, const char *endpoint) {
-  memset(cfg, 0, sizeof(*cfg));
-  cfg->region = "us-east-1";
-  cfg->endpoint = endpoint;
-  cfg->access_key_id = "AKIDEXAMPLE";
-  cfg->secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-  cfg->connect_timeout_ms = 2000;
-  cfg->request_timeout_ms = 20000;
-}
-
 static void start_server(void) {
   weir_kinesis_config cfg;
   char why[512];
@@ -68,7 +58,7 @@ static void start_server(void) {
   if (rc == WEIR_TEST_KSERVER_SKIP)
     cr_skip_test("%s", why);
   cr_assert_eq(rc, WEIR_TEST_KSERVER_OK, "cannot start kinesalite: %s", why);
-  client_config(&cfg, srv.endpoint);
+  weir_test_kserver_client_config(&cfg, srv.endpoint);
   cr_assert_eq(weir_kinesis_client_create(&cli, &cfg), 0);
 }
 
@@ -163,7 +153,7 @@ Test(bad_input, kinesis_source_json_bad_records_skipped_or_failing) {
     weir_kinesis_source_config_init(&sc);
     sc.streams = streams;
     sc.n_streams = 1;
-    client_config(&sc.client, srv.endpoint);
+    weir_test_kserver_client_config(&sc.client, srv.endpoint);
     sc.initial_position = WEIR_KINESIS_START_TRIM_HORIZON;
     sc.deserializer = WEIR_KINESIS_DESER_JSON;
     sc.fail_on_deserialize_error = fail;
@@ -261,7 +251,7 @@ static int run_sink(const char *stream, int which, bool fail_on_error, const cha
   cr_assert_eq(weir_job_add_push_source(job, "in", ps, &src), 0);
   weir_kinesis_sink_config_init(&k);
   k.stream = stream;
-  client_config(&k.client, srv.endpoint);
+  weir_test_kserver_client_config(&k.client, srv.endpoint);
   k.serializer = edge_serializer;
   k.serializer_data = &which_s;
   k.fail_on_error = fail_on_error;

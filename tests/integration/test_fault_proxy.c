@@ -35,14 +35,11 @@ static void set_retries(weir_kinesis_client *c, int retries) {
 }
 
 static weir_kinesis_client *connect_to(const char *endpoint, int64_t request_timeout_ms) {
-  weir_kinesis_config cfg = {0};
+  weir_kinesis_config cfg;
   weir_kinesis_client *c = NULL;
   int rc;
 
-  cfg.region = "us-east-1";
-  cfg.endpoint = endpoint;
-  cfg.access_key_id = "AKIDEXAMPLE";
-  cfg.secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+  weir_test_kserver_client_config(&cfg, endpoint);
   cfg.connect_timeout_ms = 5000;
   cfg.request_timeout_ms = request_timeout_ms;
   rc = weir__kinesis_client_create_ex(&c, &cfg, NULL);

@@ -37,17 +37,13 @@ static void teardown(void) {
 /* Local servers accept any well-formed signature; these are the SigV4 suite's example keys. */
 static weir_kinesis_client *connect_to(const char *endpoint, const char *ca_file,
                                        const char *resolve) {
-  weir_kinesis_config cfg = {0};
+  weir_kinesis_config cfg;
   weir_kinesis_client *c = NULL;
   int rc;
 
-  cfg.region = "us-east-1";
-  cfg.endpoint = endpoint;
-  cfg.access_key_id = "AKIDEXAMPLE";
-  cfg.secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+  weir_test_kserver_client_config(&cfg, endpoint);
   cfg.ca_file = ca_file;
   cfg.connect_timeout_ms = 5000;
-  cfg.request_timeout_ms = 20000;
   rc = weir__kinesis_client_create_ex(&c, &cfg, resolve);
   cr_assert_eq(rc, 0, "client: %s", weir_strerror(rc));
   return c;

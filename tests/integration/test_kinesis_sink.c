@@ -37,16 +37,6 @@ static void quiet(void) {
   weir_log_set_handler(NULL, NULL, WEIR_LOG_ERROR);
 }
 
-static void client_config(weir_kinesis_config *cfg, const char *endpoint) {
-  memset(cfg, 0, sizeof(*cfg));
-  cfg->region = "us-east-1";
-  cfg->endpoint = endpoint;
-  cfg->access_key_id = "AKIDEXAMPLE";
-  cfg->secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-  cfg->connect_timeout_ms = 2000;
-  cfg->request_timeout_ms = 20000;
-}
-
 /* Starts kinesalite (or skips), connects the test's own client and makes `stream` ACTIVE. */
 static void start_with_stream(const char *stream, uint32_t shards) {
   weir_kinesis_config cfg;
@@ -56,7 +46,7 @@ static void start_with_stream(const char *stream, uint32_t shards) {
   if (rc == WEIR_TEST_KSERVER_SKIP)
     cr_skip_test("%s", why);
   cr_assert_eq(rc, WEIR_TEST_KSERVER_OK, "cannot start kinesalite: %s", why);
-  client_config(&cfg, srv.endpoint);
+  weir_test_kserver_client_config(&cfg, srv.endpoint);
   cr_assert_eq(weir_kinesis_client_create(&cli, &cfg), 0);
   rc = weir__kinesis_create_stream(cli, stream, shards);
   cr_assert_eq(rc, 0, "CreateStream: %s", weir__kinesis_last_error(cli)->message);
@@ -164,7 +154,7 @@ Test(kinesis_sink, every_record_once_in_key_order) {
   job = job_with_generator(&g, &gen, &src);
   weir_kinesis_sink_config_init(&k);
   k.stream = "out";
-  client_config(&k.client, srv.endpoint);
+  weir_test_kserver_client_config(&k.client, srv.endpoint);
   k.max_buffered_records = 256;
   k.max_request_records = 100;
   k.linger_ms = 20;
@@ -207,7 +197,7 @@ Test(kinesis_sink, fixed_key_total_order) {
   k.stream = "one";
   k.pk_mode = WEIR_KINESIS_PK_FIXED;
   k.partition_key = "only";
-  client_config(&k.client, srv.endpoint);
+  weir_test_kserver_client_config(&k.client, srv.endpoint);
   cr_assert_eq(weir_job_add_kinesis_sink(job, src, "kinesis", &k, NULL), 0);
   rc = weir_job_run(job);
   cr_assert_eq(rc, 0, "job: %s: %s", weir_err_name(rc), weir_job_error(job));
@@ -251,7 +241,7 @@ Test(kinesis_sink, barrier_flushes_before_checkpoint_completes) {
   cr_assert_eq(weir_job_add_push_source(job, "push", push, &src), 0);
   weir_kinesis_sink_config_init(&k);
   k.stream = "ckpt";
-  client_config(&k.client, srv.endpoint);
+  weir_test_kserver_client_config(&k.client, srv.endpoint);
   k.linger_ms = -1;
   cr_assert_eq(weir_job_add_kinesis_sink(job, src, "kinesis", &k, NULL), 0);
   cr_assert_eq(weir_job_set_checkpoint_dir(job, ckpt_dir), 0);
@@ -326,7 +316,7 @@ Test(kinesis_sink, partial_failures_resend_only_failed_entries_in_order) {
   job = job_with_generator(&g, &gen, &src);
   weir_kinesis_sink_config_init(&k);
   k.stream = "faults";
-  client_config(&k.client, srv.endpoint);
+  weir_test_kserver_client_config(&k.client, srv.endpoint);
   k.max_buffered_records = 400;
   cr_assert_eq(weir_job_add_kinesis_sink(job, src, "kinesis", &k, NULL), 0);
   cr_assert_eq(weir_job_set_checkpoint_dir(job, ckpt_dir), 0);
@@ -366,7 +356,7 @@ Test(kinesis_sink, stopped_server_blocks_until_cancel) {
   job = job_with_generator(&g, &gen, &src);
   weir_kinesis_sink_config_init(&k);
   k.stream = "gone";
-  client_config(&k.client, srv.endpoint);
+  weir_test_kserver_client_config(&k.client, srv.endpoint);
   k.max_buffered_records = 500;
   cr_assert_eq(weir_job_add_kinesis_sink(job, src, "kinesis", &k, NULL), 0);
   cr_assert_eq(weir_job_start(job), 0);
@@ -416,7 +406,7 @@ Test(kinesis_sink, oversized_record_fails_naming_stream_and_size) {
   k.stream = "big-stream";
   k.pk_mode = WEIR_KINESIS_PK_FIXED;
   k.partition_key = "p";
-  client_config(&k.client, srv.endpoint);
+  weir_test_kserver_client_config(&k.client, srv.endpoint);
   cr_assert_eq(weir_job_add_kinesis_sink(job, src, "kinesis", &k, NULL), 0);
   rc = weir_job_run(job);
   cr_assert_eq(rc, WEIR_ETOOBIG, "job: %s: %s", weir_err_name(rc), weir_job_error(job));
@@ -440,7 +430,7 @@ Test(kinesis_sink, unreachable_endpoint_fails_cleanly) {
   job = job_with_generator(&g, &gen, &src);
   weir_kinesis_sink_config_init(&k);
   k.stream = "nowhere";
-  client_config(&k.client, "http://127.0.0.1:1");
+  weir_test_kserver_client_config(&k.client, "http://127.0.0.1:1");
   cr_assert_eq(weir_job_add_kinesis_sink(job, src, "kinesis", &k, NULL), 0);
   rc = weir_job_run(job);
   cr_assert_neq(rc, 0);

@@ -50,16 +50,6 @@ static void quiet(void) {
   px.stdin_fd = -1;
 }
 
-static void client_config(weir_kinesis_config *cfg, const char *endpoint) {
-  memset(cfg, 0, sizeof(*cfg));
-  cfg->region = "us-east-1";
-  cfg->endpoint = endpoint;
-  cfg->access_key_id = "AKIDEXAMPLE";
-  cfg->secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-  cfg->connect_timeout_ms = 2000;
-  cfg->request_timeout_ms = 20000;
-}
-
 static void start_server(void) {
   weir_kinesis_config cfg;
   char why[512];
@@ -68,7 +58,7 @@ static void start_server(void) {
   if (rc == WEIR_TEST_KSERVER_SKIP)
     cr_skip_test("%s", why);
   cr_assert_eq(rc, WEIR_TEST_KSERVER_OK, "cannot start kinesalite: %s", why);
-  client_config(&cfg, srv.endpoint);
+  weir_test_kserver_client_config(&cfg, srv.endpoint);
   cr_assert_eq(weir_kinesis_client_create(&cli, &cfg), 0);
   strcpy(tmp_dir, "/tmp/weir-ksink-e2e-XXXXXX");
   cr_assert_not_null(mkdtemp(tmp_dir));
@@ -215,7 +205,7 @@ static weir_job *generator_job(uint64_t count, uint32_t keys, weir_generator **g
 static void sink_config(weir_kinesis_sink_config *k, const char *stream, const char *endpoint) {
   weir_kinesis_sink_config_init(k);
   k->stream = stream;
-  client_config(&k->client, endpoint);
+  weir_test_kserver_client_config(&k->client, endpoint);
 }
 
 static void run_ok(weir_job *job) {

@@ -383,18 +383,14 @@ Test(security, secrets_never_appear_in_logs_errors_metrics_files_or_memory) {
  * ("host:port:addr"); returns DescribeStreamSummary's code and copies the error message. */
 static int tls_call(const char *url, const char *ca_file, const char *resolve, char *msg,
                     size_t msg_len) {
-  weir_kinesis_config cfg = {0};
+  weir_kinesis_config cfg;
   weir_kinesis_client *c = NULL;
   struct weir_kinesis_stream_summary sum;
   int rc;
 
-  cfg.region = "us-east-1";
-  cfg.endpoint = url;
-  cfg.access_key_id = "AKIDEXAMPLE";
-  cfg.secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+  weir_test_kserver_client_config(&cfg, url);
   cfg.ca_file = ca_file;
   cfg.connect_timeout_ms = 5000;
-  cfg.request_timeout_ms = 20000;
   if (resolve != NULL)
     cr_assert_eq(weir__kinesis_client_create_ex(&c, &cfg, resolve), 0);
   else
@@ -419,10 +415,7 @@ Test(security, tls_is_verified_by_default_with_a_clear_certificate_error) {
   weir_log_set_handler(NULL, NULL, WEIR_LOG_ERROR);
   cr_assert_gt(srv.tls_port, 0);
   /* The stream, made over the plain port. */
-  cfg.region = "us-east-1";
-  cfg.endpoint = srv.endpoint;
-  cfg.access_key_id = "AKIDEXAMPLE";
-  cfg.secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+  weir_test_kserver_client_config(&cfg, srv.endpoint);
   cr_assert_eq(weir_kinesis_client_create(&c, &cfg), 0);
   cr_assert_eq(weir__kinesis_create_stream(c, "tls", 1), 0);
   cr_assert_eq(weir__kinesis_wait_active(c, "tls", 20000), 0);

@@ -101,16 +101,6 @@ static long soak_rss_kb(void) {
   return kb;
 }
 
-static void soak_client_config(weir_kinesis_config *cfg, const char *endpoint) {
-  memset(cfg, 0, sizeof(*cfg));
-  cfg->region = "us-east-1";
-  cfg->endpoint = endpoint;
-  cfg->access_key_id = "AKIDEXAMPLE";
-  cfg->secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-  cfg->connect_timeout_ms = 2000;
-  cfg->request_timeout_ms = 20000;
-}
-
 /*
  * The producer: every tick, rate/10 records {"k":"k<i mod keys>","i":<i>} with partition key
  * k<i mod keys>, resending failed entries (and whole failed calls) until all are taken, so
@@ -130,7 +120,7 @@ static void *soak_produce(void *arg) {
     per_tick = 1;
   if (per_tick > WEIR_KINESIS_PUT_MAX_RECORDS)
     per_tick = WEIR_KINESIS_PUT_MAX_RECORDS;
-  soak_client_config(&cfg, p->endpoint);
+  weir_test_kserver_client_config(&cfg, p->endpoint);
   {
     int rc = weir_kinesis_client_create(&c, &cfg);
 
@@ -259,13 +249,13 @@ static int soak_build(weir_job *job, const char *endpoint, const char *ckpt_dir)
   weir_kinesis_source_config_init(&src);
   src.streams = streams;
   src.n_streams = 1;
-  soak_client_config(&src.client, endpoint);
+  weir_test_kserver_client_config(&src.client, endpoint);
   src.initial_position = WEIR_KINESIS_START_TRIM_HORIZON;
   src.deserializer = WEIR_KINESIS_DESER_JSON;
   src.fail_on_deserialize_error = true;
   weir_kinesis_sink_config_init(&snk);
   snk.stream = SOAK_OUT;
-  soak_client_config(&snk.client, endpoint);
+  weir_test_kserver_client_config(&snk.client, endpoint);
   win.kind = WEIR_WINDOW_GLOBAL;
   win.time = WEIR_TIME_PROCESSING;
   win.aggs = WEIR_AGG_COUNT;
@@ -324,7 +314,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "cannot start the fault proxy: %s\n", why);
     goto done;
   }
-  soak_client_config(&acfg, srv.endpoint); /* streams are made without faults */
+  weir_test_kserver_client_config(&acfg, srv.endpoint); /* streams are made without faults */
   if (weir_kinesis_client_create(&admin, &acfg) != 0 ||
       weir__kinesis_create_stream(admin, SOAK_IN, 2) != 0 ||
       weir__kinesis_create_stream(admin, SOAK_OUT, 2) != 0 ||

@@ -195,3 +195,13 @@ void weir_test_kserver_stop(struct weir_test_kserver *s) {
     s->ca_file[0] = '\0';
   }
 }
+
+void weir_test_kserver_client_config(weir_kinesis_config *cfg, const char *endpoint) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->region = "us-east-1";
+  cfg->endpoint = endpoint;
+  cfg->access_key_id = WEIR_TEST_ACCESS_KEY_ID;
+  cfg->secret_access_key = WEIR_TEST_SECRET_ACCESS_KEY;
+  cfg->connect_timeout_ms = 2000;
+  cfg->request_timeout_ms = 20000;
+}

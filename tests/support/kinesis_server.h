@@ -14,6 +14,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <weir/kinesis.h>
+
+/* The credentials every test gives a local server (neither server checks them). */
+#define WEIR_TEST_ACCESS_KEY_ID "AKIDEXAMPLE"
+#define WEIR_TEST_SECRET_ACCESS_KEY "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
 struct weir_test_kserver {
   pid_t pid;              /* the node process, 0 when not running */
@@ -40,5 +45,12 @@ void weir_test_kserver_stop(struct weir_test_kserver *s);
 /* The directory holding start.js and package.json (from WEIR_KINESIS_SERVERS_DIR or next to
  * this source file). */
 const char *weir_test_kserver_dir(void);
+
+/*
+ * Fills *cfg (zeroed first) for a client of a local server at `endpoint` (borrowed: it must
+ * outlive the config): region us-east-1, the test credentials above, a 2 s connect and a 20 s
+ * request timeout. Tests change fields after the call where they need other values.
+ */
+void weir_test_kserver_client_config(weir_kinesis_config *cfg, const char *endpoint);
 
 #endif /* WEIR_TEST_KINESIS_SERVER_H */
