@@ -44,6 +44,7 @@
 #include <weir/weir.h>
 
 #include "../support/fault_proxy.c"
+#include "../support/kinesis_producer.c"
 #include "../support/kinesis_reshard.c"
 #include "../support/kinesis_server.c"
 #include "connectors/kinesis/client_int.h"
@@ -51,7 +52,6 @@
 #define CHAOS_IN "chaos-in"
 #define CHAOS_OUT "chaos-out"
 #define CHAOS_EXIT_SKIP 77
-#define CHAOS_TICK_MS 100
 /* Event time: record i has ts = CHAOS_T0 + i * CHAOS_TS_STEP (ms); windows as in chaos.yaml. */
 #define CHAOS_T0 INT64_C(1700000000000)
 #define CHAOS_TS_STEP 10
@@ -105,14 +105,6 @@ struct chaos_resharder {
   char err[512];
 };
 
-struct chaos_producer {
-  const char *endpoint; /* borrowed: the server's (the producer bypasses the proxy) */
-  const struct chaos_opts *o;
-  atomic_bool stop;
-  atomic_long produced;
-  atomic_int rc;
-};
-
 /* Per (key, window): the reference and what the results said. */
 struct chaos_cell {
   long expected;  /* records of the input in this window */
@@ -132,87 +124,12 @@ struct chaos_results {
   long max_mult;  /* most copies of one result */
 };
 
-static int64_t chaos_now_ms(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void chaos_sleep_ms(int64_t ms) {
-  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
-}
-
 /* xorshift64*: the kill times, from --seed. */
 static uint64_t chaos_rand(uint64_t *s) {
   *s ^= *s >> 12;
   *s ^= *s << 25;
   *s ^= *s >> 27;
   return *s * UINT64_C(2685821657736338717);
-}
-
-/*
- * The producer: every tick, rate/10 records {"k":"k<i mod keys>","i":i,"ts":T0+10i} with
- * partition key k<i mod keys>, resending failed entries until taken. The reference is
- * computed from what chaos-in holds at the end, not from this count.
- */
-static void *chaos_produce(void *arg) {
-  struct chaos_producer *p = arg;
-  static struct weir_kinesis_put_entry e[WEIR_KINESIS_PUT_MAX_RECORDS];
-  static struct weir_kinesis_put_result res[WEIR_KINESIS_PUT_MAX_RECORDS];
-  static char data[WEIR_KINESIS_PUT_MAX_RECORDS][80], keys[WEIR_KINESIS_PUT_MAX_RECORDS][24];
-  weir_kinesis_client *c = NULL;
-  weir_kinesis_config cfg;
-  long per_tick = p->o->rate * CHAOS_TICK_MS / 1000, next = 0;
-  int64_t t = chaos_now_ms();
-  int rc;
-
-  if (per_tick < 1)
-    per_tick = 1;
-  if (per_tick > WEIR_KINESIS_PUT_MAX_RECORDS)
-    per_tick = WEIR_KINESIS_PUT_MAX_RECORDS;
-  weir_test_kserver_client_config(&cfg, p->endpoint);
-  if ((rc = weir_kinesis_client_create(&c, &cfg)) != 0) {
-    atomic_store(&p->rc, rc);
-    return NULL;
-  }
-  while (!atomic_load(&p->stop)) {
-    size_t n = 0;
-
-    for (long j = 0; j < per_tick; j++, next++) {
-      int dl = snprintf(data[n], sizeof(data[n]), "{\"k\":\"k%ld\",\"i\":%ld,\"ts\":%" PRId64 "}",
-                        next % p->o->keys, next, CHAOS_T0 + (int64_t)next * CHAOS_TS_STEP);
-      int kl = snprintf(keys[n], sizeof(keys[n]), "k%ld", next % p->o->keys);
-
-      e[n].data = (weir_buf){(const uint8_t *)data[n], (size_t)dl};
-      e[n].partition_key = (weir_buf){(const uint8_t *)keys[n], (size_t)kl};
-      e[n].explicit_hash_key = NULL;
-      n++;
-    }
-    while (n > 0) {
-      size_t failed = 0, m = 0;
-
-      if (weir__kinesis_put_records(c, CHAOS_IN, e, n, res, &failed) != 0) {
-        chaos_sleep_ms(200);
-        continue;
-      }
-      for (size_t i = 0; i < n; i++)
-        if (!res[i].ok)
-          e[m++] = e[i]; /* keep order: the data and key buffers stay where they are */
-      atomic_fetch_add(&p->produced, (long)(n - m));
-      n = m;
-    }
-    t += CHAOS_TICK_MS;
-    if (t > chaos_now_ms())
-      chaos_sleep_ms(t - chaos_now_ms());
-    else
-      t = chaos_now_ms();
-  }
-  weir_kinesis_client_destroy(c);
-  return NULL;
 }
 
 static void *chaos_reshard(void *arg) {
@@ -227,10 +144,10 @@ static void *chaos_reshard(void *arg) {
     return NULL;
   }
   for (long n = 0; n < r->o->max_reshards && !atomic_load(&r->stop); n++) {
-    int64_t until = chaos_now_ms() + r->o->reshard_every * 1000;
+    int64_t until = weir_test_now_ms() + r->o->reshard_every * 1000;
 
-    while (chaos_now_ms() < until && !atomic_load(&r->stop))
-      chaos_sleep_ms(50);
+    while (weir_test_now_ms() < until && !atomic_load(&r->stop))
+      weir_test_sleep_ms(50);
     if (atomic_load(&r->stop))
       break;
     if (n % 2 == 0 ? weir_test_split_shard(c, CHAOS_IN, NULL, r->err, sizeof(r->err)) != 0
@@ -506,15 +423,15 @@ static int chaos_parse(int argc, char **argv, struct chaos_opts *o) {
 int main(int argc, char **argv) {
   struct weir_test_kserver srv = {0};
   struct weir_test_fproxy px = {0};
-  struct chaos_producer prod = {0};
+  struct weir_test_producer prod = {0};
   struct chaos_resharder rs = {0};
   struct chaos_results res = {0};
   struct chaos_scan scan = {0};
   struct chaos_opts o;
   weir_kinesis_client *admin = NULL;
   weir_kinesis_config acfg;
-  pthread_t prod_thread, rs_thread;
-  bool prod_started = false, rs_started = false;
+  pthread_t rs_thread;
+  bool rs_started = false;
   char why[512], dir[64] = "", log[128], cmd[128];
   long unexpected = 0, lost = 0, twice = 0, missing = 0, low = 0, cycles = 0, restores;
   int64_t t0, final_ms = 0;
@@ -568,11 +485,14 @@ int main(int argc, char **argv) {
     goto done;
   }
   snprintf(log, sizeof(log), "%s/weir.log", dir);
-  prod.endpoint = srv.endpoint;
-  prod.o = &o;
-  if (pthread_create(&prod_thread, NULL, chaos_produce, &prod) != 0)
+  prod.endpoint = srv.endpoint; /* the producer bypasses the proxy: the input is exact */
+  prod.stream = CHAOS_IN;
+  prod.rate = o.rate;
+  prod.keys = o.keys;
+  prod.ts0 = CHAOS_T0;
+  prod.ts_step = CHAOS_TS_STEP;
+  if (weir_test_producer_start(&prod) != 0)
     goto done;
-  prod_started = true;
   rs.endpoint = srv.endpoint;
   rs.o = &o;
   if (o.reshard_every > 0) {
@@ -589,7 +509,7 @@ int main(int argc, char **argv) {
   fflush(stdout);
 
   /* The cycles: start, run a random while, SIGKILL. */
-  t0 = chaos_now_ms();
+  t0 = weir_test_now_ms();
   for (; cycles < o.cycles; cycles++) {
     long par = 1 + cycles % 3;
     int64_t run_ms =
@@ -601,13 +521,13 @@ int main(int argc, char **argv) {
       perror("fork");
       goto done;
     }
-    until = chaos_now_ms() + run_ms;
-    while (chaos_now_ms() < until) {
+    until = weir_test_now_ms() + run_ms;
+    while (weir_test_now_ms() < until) {
       if (waitpid(pid, &status, WNOHANG) == pid) {
         pid = 0;
         break;
       }
-      chaos_sleep_ms(20);
+      weir_test_sleep_ms(20);
     }
     if (pid == 0) { /* it ended by itself: weir must survive the faults */
       unexpected++;
@@ -623,14 +543,12 @@ int main(int argc, char **argv) {
       goto done;
     }
     if ((cycles + 1) % 10 == 0) {
-      printf("[%6.1f s] %ld cycles, %ld records produced\n", (double)(chaos_now_ms() - t0) / 1000.0,
-             cycles + 1, atomic_load(&prod.produced));
+      printf("[%6.1f s] %ld cycles, %ld records produced\n",
+             (double)(weir_test_now_ms() - t0) / 1000.0, cycles + 1, atomic_load(&prod.produced));
       fflush(stdout);
     }
   }
-  atomic_store(&prod.stop, true);
-  pthread_join(prod_thread, NULL);
-  prod_started = false;
+  weir_test_producer_stop(&prod);
   if (rs_started) {
     atomic_store(&rs.stop, true);
     pthread_join(rs_thread, NULL);
@@ -643,13 +561,13 @@ int main(int argc, char **argv) {
 
   /* The final run: reads to the tip, fires every window, exits. */
   chaos_log_line(log, "==== final run: parallelism %ld (%ld) ====\n", 2, 0);
-  final_ms = chaos_now_ms();
+  final_ms = weir_test_now_ms();
   if ((pid = chaos_spawn(&o, px.endpoint, dir, log, 2, true)) < 0) {
     perror("fork");
     goto done;
   }
   while (waitpid(pid, &status, WNOHANG) != pid) {
-    if (chaos_now_ms() - final_ms > CHAOS_FINAL_TIMEOUT_MS) {
+    if (weir_test_now_ms() - final_ms > CHAOS_FINAL_TIMEOUT_MS) {
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
       fprintf(stderr, "chaos: the final run did not end within %d s\n",
@@ -657,9 +575,9 @@ int main(int argc, char **argv) {
       chaos_dump_log(log, 40);
       goto done;
     }
-    chaos_sleep_ms(50);
+    weir_test_sleep_ms(50);
   }
-  final_ms = chaos_now_ms() - final_ms;
+  final_ms = weir_test_now_ms() - final_ms;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     fprintf(stderr, "chaos: the final run failed (status %d)\n", status);
     chaos_dump_log(log, 40);
@@ -708,7 +626,7 @@ int main(int argc, char **argv) {
     printf("cycles: %ld killed with SIGKILL, %ld restores from a checkpoint, %ld runs ended by "
            "themselves (must be 0); final run %.1f s; total %.1f s\n",
            cycles, restores, unexpected, (double)final_ms / 1000.0,
-           (double)(chaos_now_ms() - t0) / 1000.0);
+           (double)(weir_test_now_ms() - t0) / 1000.0);
     printf("records: produced %ld, in %s %ld, windows (key x 2 s) %ld; reshards of %s: %ld "
            "splits, %ld merges\n",
            atomic_load(&prod.produced), CHAOS_IN, res.records, windows, CHAOS_IN,
@@ -734,10 +652,7 @@ int main(int argc, char **argv) {
   }
 
 done:
-  if (prod_started) {
-    atomic_store(&prod.stop, true);
-    pthread_join(prod_thread, NULL);
-  }
+  weir_test_producer_stop(&prod);
   if (rs_started) {
     atomic_store(&rs.stop, true);
     pthread_join(rs_thread, NULL);

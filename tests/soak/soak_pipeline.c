@@ -34,14 +34,13 @@
 #include <weir/weir.h>
 
 #include "../support/fault_proxy.c"
+#include "../support/kinesis_producer.c"
 #include "../support/kinesis_server.c"
 #include "connectors/kinesis/client_int.h"
 
 #define SOAK_IN "soak-in"
 #define SOAK_OUT "soak-out"
 #define SOAK_EXIT_SKIP 77
-/* The producer sends one PutRecords per tick. */
-#define SOAK_TICK_MS 100
 /* Time allowed for the job to drain after the producer stops. */
 #define SOAK_DRAIN_TIMEOUT_MS 180000
 /* RSS bound at the end: 2 x warm-up + this (see the header comment). */
@@ -63,29 +62,6 @@ struct soak_opts {
   bool rss_check; /* false with --no-rss-check (sanitizer builds: see tests/CMakeLists.txt) */
 };
 
-struct soak_producer {
-  const char *endpoint; /* borrowed: the proxy's */
-  const struct soak_opts *o;
-  atomic_bool stop;
-  atomic_long produced; /* records acknowledged by the service */
-  atomic_long put_errors;
-  atomic_int rc; /* 0, or the error that stopped it */
-};
-
-static int64_t soak_now_ms(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void soak_sleep_ms(int64_t ms) {
-  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
-}
-
 /* VmRSS of this process in KiB, -1 when unreadable. */
 static long soak_rss_kb(void) {
   char line[256];
@@ -101,72 +77,6 @@ static long soak_rss_kb(void) {
   return kb;
 }
 
-/*
- * The producer: every tick, rate/10 records {"k":"k<i mod keys>","i":<i>} with partition key
- * k<i mod keys>, resending failed entries (and whole failed calls) until all are taken, so
- * `produced` counts each record once.
- */
-static void *soak_produce(void *arg) {
-  struct soak_producer *p = arg;
-  static struct weir_kinesis_put_entry e[WEIR_KINESIS_PUT_MAX_RECORDS];
-  static struct weir_kinesis_put_result res[WEIR_KINESIS_PUT_MAX_RECORDS];
-  static char data[WEIR_KINESIS_PUT_MAX_RECORDS][64], keys[WEIR_KINESIS_PUT_MAX_RECORDS][24];
-  weir_kinesis_client *c = NULL;
-  weir_kinesis_config cfg;
-  long per_tick = p->o->rate * SOAK_TICK_MS / 1000, next = 0;
-  int64_t t = soak_now_ms();
-
-  if (per_tick < 1)
-    per_tick = 1;
-  if (per_tick > WEIR_KINESIS_PUT_MAX_RECORDS)
-    per_tick = WEIR_KINESIS_PUT_MAX_RECORDS;
-  weir_test_kserver_client_config(&cfg, p->endpoint);
-  {
-    int rc = weir_kinesis_client_create(&c, &cfg);
-
-    if (rc != 0) {
-      atomic_store(&p->rc, rc);
-      return NULL;
-    }
-  }
-  while (!atomic_load(&p->stop)) {
-    size_t n = 0;
-
-    for (long j = 0; j < per_tick; j++, next++) {
-      int dl =
-          snprintf(data[n], sizeof(data[n]), "{\"k\":\"k%ld\",\"i\":%ld}", next % p->o->keys, next);
-      int kl = snprintf(keys[n], sizeof(keys[n]), "k%ld", next % p->o->keys);
-
-      e[n].data = (weir_buf){(const uint8_t *)data[n], (size_t)dl};
-      e[n].partition_key = (weir_buf){(const uint8_t *)keys[n], (size_t)kl};
-      e[n].explicit_hash_key = NULL;
-      n++;
-    }
-    while (n > 0) {
-      size_t failed = 0, m = 0;
-      int rc = weir__kinesis_put_records(c, SOAK_IN, e, n, res, &failed);
-
-      if (rc != 0) { /* the client's own retries are spent: back off and send it all again */
-        atomic_fetch_add(&p->put_errors, 1);
-        soak_sleep_ms(200);
-        continue;
-      }
-      for (size_t i = 0; i < n; i++)
-        if (!res[i].ok)
-          e[m++] = e[i]; /* keep order: the data and key buffers stay where they are */
-      atomic_fetch_add(&p->produced, (long)(n - m));
-      n = m;
-    }
-    t += SOAK_TICK_MS;
-    if (t > soak_now_ms())
-      soak_sleep_ms(t - soak_now_ms());
-    else
-      t = soak_now_ms(); /* behind (faults, a slow server): do not burst to catch up */
-  }
-  weir_kinesis_client_destroy(c);
-  return NULL;
-}
-
 /* Prints the proxy's injection counters as "kind=n ...". */
 static void soak_print_faults(struct weir_test_fproxy *px) {
   static const char *kinds[] = {"throttle", "http_500", "partial_failure"};
@@ -177,14 +87,15 @@ static void soak_print_faults(struct weir_test_fproxy *px) {
   printf("\n");
 }
 
-static void soak_print_progress(weir_job *job, struct soak_producer *p, int64_t t0, long rss0) {
+static void soak_print_progress(weir_job *job, struct weir_test_producer *p, int64_t t0,
+                                long rss0) {
   weir_checkpoint_stats cs;
   long rss = soak_rss_kb();
 
   weir_job_checkpoint_stats(job, &cs);
   printf("[%6.1f s] rss=%ld KiB (%+ld) produced=%ld in=%" PRId64 " out=%" PRId64
          " checkpoints=%" PRIu64 " ckpt_p99=%.1f ms\n",
-         (double)(soak_now_ms() - t0) / 1000.0, rss, rss0 >= 0 ? rss - rss0 : 0,
+         (double)(weir_test_now_ms() - t0) / 1000.0, rss, rss0 >= 0 ? rss - rss0 : 0,
          atomic_load(&p->produced),
          weir_job_metric_sum(job, "weir_kinesis_source_records_total", NULL),
          weir_job_metric_sum(job, "weir_kinesis_sink_records_total", NULL), cs.completed,
@@ -275,14 +186,13 @@ static int soak_build(weir_job *job, const char *endpoint, const char *ckpt_dir)
 int main(int argc, char **argv) {
   struct weir_test_kserver srv = {0};
   struct weir_test_fproxy px = {0};
-  struct soak_producer prod = {0};
+  struct weir_test_producer prod = {0};
   struct soak_opts o;
   weir_kinesis_client *admin = NULL;
   weir_kinesis_config acfg;
   weir_job *job = NULL;
   weir_checkpoint_stats cs;
-  pthread_t prod_thread;
-  bool prod_started = false, job_started = false, drained = false;
+  bool job_started = false, drained = false;
   char why[512], dir[64] = "", cmd[128];
   long rss_warm = -1, rss_end, rss_max = 0, warmup_s;
   int64_t t0, t_end, next_report, in = 0, out = 0, drain_ms = 0;
@@ -336,24 +246,25 @@ int main(int argc, char **argv) {
   }
   job_started = true;
   prod.endpoint = px.endpoint;
-  prod.o = &o;
-  if (pthread_create(&prod_thread, NULL, soak_produce, &prod) != 0)
+  prod.stream = SOAK_IN;
+  prod.rate = o.rate;
+  prod.keys = o.keys;
+  if (weir_test_producer_start(&prod) != 0)
     goto done;
-  prod_started = true;
   printf("soak: %ld s at %ld records/s over %ld keys, warm-up %ld s, seed %" PRIu64 "\n", o.seconds,
          o.rate, o.keys, warmup_s, o.seed);
   printf("pipeline: producer -> proxy -> kinesalite %s (2 shards) -> source (JSON) -> "
          "json_key_by(k) -> running count -> sink %s; checkpoints every 1 s\n",
          SOAK_IN, SOAK_OUT);
-  t0 = soak_now_ms();
+  t0 = weir_test_now_ms();
   t_end = t0 + o.seconds * 1000;
   next_report = t0 + warmup_s * 1000;
-  while (soak_now_ms() < t_end) {
+  while (weir_test_now_ms() < t_end) {
     long rss = soak_rss_kb();
 
     if (rss > rss_max)
       rss_max = rss;
-    if (soak_now_ms() >= next_report) {
+    if (weir_test_now_ms() >= next_report) {
       if (rss_warm < 0) {
         rss_warm = rss;
         printf("warm-up done: rss_start=%ld KiB\n", rss_warm);
@@ -365,27 +276,25 @@ int main(int argc, char **argv) {
       fprintf(stderr, "producer failed: %s\n", weir_strerror(atomic_load(&prod.rc)));
       goto done;
     }
-    soak_sleep_ms(200);
+    weir_test_sleep_ms(200);
   }
-  atomic_store(&prod.stop, true);
-  pthread_join(prod_thread, NULL);
-  prod_started = false;
+  weir_test_producer_stop(&prod);
   if (rss_warm < 0)
     rss_warm = soak_rss_kb();
   /* Drain: everything produced read, everything read written. */
   {
-    int64_t t_drain = soak_now_ms();
+    int64_t t_drain = weir_test_now_ms();
 
-    while (soak_now_ms() - t_drain < SOAK_DRAIN_TIMEOUT_MS) {
+    while (weir_test_now_ms() - t_drain < SOAK_DRAIN_TIMEOUT_MS) {
       in = weir_job_metric_sum(job, "weir_kinesis_source_records_total", NULL);
       out = weir_job_metric_sum(job, "weir_kinesis_sink_records_total", NULL);
       if (in == atomic_load(&prod.produced) && out == in) {
         drained = true;
         break;
       }
-      soak_sleep_ms(100);
+      weir_test_sleep_ms(100);
     }
-    drain_ms = soak_now_ms() - t_drain;
+    drain_ms = weir_test_now_ms() - t_drain;
   }
   rss_end = soak_rss_kb();
   if (rss_end > rss_max)
@@ -423,10 +332,7 @@ int main(int argc, char **argv) {
   }
 
 done:
-  if (prod_started) {
-    atomic_store(&prod.stop, true);
-    pthread_join(prod_thread, NULL);
-  }
+  weir_test_producer_stop(&prod);
   if (job_started) {
     weir_job_cancel(job);
     (void)weir_job_wait(job);
