@@ -4,7 +4,8 @@
  * every subtask has passed restore (so restored positions of every old subtask are in the
  * node's pool), subtask 0 lists shards, each subtask claims the shards it owns, and then polls
  * fetch one shard's batch at a time and emit it in slices of max_records_per_poll. snapshot
- * writes the shards' positions (source_pos.c); restore feeds the pool.
+ * writes the shards' positions (source_pos.c) and notes which shard ends it holds; restore feeds
+ * the pool; notify_checkpoint_complete opens the checkpoint gate (source_shards.c).
  *
  * Threads: `struct ksrc` is shared (see source_int.h); a `struct ksub` is one subtask's.
  */
@@ -77,6 +78,7 @@ static int make_client(weir_ctx *ctx, struct ksub *s) {
 static int ksrc_open(weir_ctx *ctx, void *data, void **inst) {
   struct ksrc *src = data;
   struct ksub *s;
+  bool gate;
   int rc;
 
   if ((s = calloc(1, sizeof(*s))) == NULL)
@@ -99,8 +101,10 @@ static int ksrc_open(weir_ctx *ctx, void *data, void **inst) {
   }
   if ((rc = weir__kpl_decoder_new(&s->dec, 0)) != 0)
     return rc;
+  gate = weir__ksrc_checkpointing(ctx, &s->ckpt_periodic);
   WEIR_ASSERT(pthread_mutex_lock(&src->mu) == 0);
   src->parallelism = s->parallelism;
+  src->gate = gate;
   WEIR_ASSERT(pthread_mutex_unlock(&src->mu) == 0);
   (void)weir_ctx_metric(ctx, WEIR_METRIC_COUNTER, "weir_kinesis_source_rejected_total",
                         "User records the deserializer rejected", NULL, &s->m_rejected);
@@ -108,6 +112,14 @@ static int ksrc_open(weir_ctx *ctx, void *data, void **inst) {
                         "KPL aggregates dropped whole: a user record outside the shard's "
                         "hash-key range (after resharding)",
                         NULL, &s->m_filtered);
+  (void)weir_ctx_metric(ctx, WEIR_METRIC_GAUGE, "weir_kinesis_source_gate_waiting",
+                        "Child shards waiting for a checkpoint that holds the end of a parent "
+                        "another subtask read (the checkpoint gate)",
+                        NULL, &s->m_gate_waiting);
+  (void)weir_ctx_metric(ctx, WEIR_METRIC_COUNTER, "weir_kinesis_source_gated_children_total",
+                        "Child shards that started only once a completed checkpoint held the "
+                        "end of a parent another subtask read",
+                        NULL, &s->m_gated);
   return make_client(ctx, s);
 }
 
@@ -236,8 +248,16 @@ static int ksrc_poll(weir_ctx *ctx, void *inst) {
 
 static int ksrc_snapshot(weir_ctx *ctx, void *inst, uint64_t ckpt_id, weir_snapshot *out) {
   (void)ctx;
-  (void)ckpt_id;
+  /* Before the snapshot is written: checkpoint ckpt_id cannot complete before this returns. */
+  weir__ksrc_note_ends(inst, ckpt_id);
   return weir__ksrc_snapshot(inst, out);
+}
+
+static void ksrc_notify(weir_ctx *ctx, void *inst, uint64_t ckpt_id) {
+  struct ksub *s = inst;
+
+  (void)ctx;
+  weir__ksrc_checkpoint_done(s->src, ckpt_id);
 }
 
 static int ksrc_restore(weir_ctx *ctx, void *inst, weir_buf state) {
@@ -378,6 +398,7 @@ int weir_job_add_kinesis_source(weir_job *job, const char *name,
   op.poll = ksrc_poll;
   op.snapshot = ksrc_snapshot;
   op.restore = ksrc_restore;
+  op.notify_checkpoint_complete = ksrc_notify;
   op.close = ksrc_close;
   op.redistribute_state = true;
   if ((rc = weir_job_add_source(job, name, &op, k, &node)) != 0) {

@@ -36,6 +36,9 @@
 #define KSRC_ITERATOR_RENEW_MS (4 * 60 * 1000)
 /* Longest a poll naps when no shard is due (keeps barriers and stop requests prompt). */
 #define KSRC_NAP_MAX_MS 10
+/* A child held by the checkpoint gate in a job without periodic checkpoints asks for one again
+ * after this long (the one it asked for may have failed). */
+#define KSRC_GATE_RETRY_MS 10000
 
 enum kpos_kind {
   KPOS_LATEST = 1, /* values match proto PositionKind */
@@ -63,6 +66,12 @@ struct kshard_info {
   bool claimed;      /* its owner made a local entry for it */
   bool initial;      /* listed by the first discovery of a fresh job: takes the initial position */
   uint64_t known_at; /* listing_seq when it entered the table (see weir__ksrc_parents_done) */
+  /* The checkpoint gate (see weir__ksrc_parents_done). A shard finished otherwise (restored as
+   * SHARD_END, or closed at a fresh LATEST start) emitted nothing in this run: nothing to wait
+   * for. */
+  bool read_end;     /* finished by its owner reading it to its end in this run */
+  uint64_t end_ckpt; /* read_end: the first checkpoint whose snapshot holds the end (0: none) */
+  bool end_asked;    /* a checkpoint was requested because a child waits for that end */
 };
 
 /* A restored position not yet claimed by its owner. */
@@ -95,6 +104,8 @@ struct ksrc {
   bool lister_ended;     /* subtask 0 ended (stop_at_end): no listing will come any more */
   int ready;             /* subtasks that finished restore (reached their first poll) */
   int parallelism;
+  bool gate;          /* the job checkpoints: children wait for the checkpoint gate */
+  uint64_t completed; /* newest checkpoint notify_checkpoint_complete reported (any subtask) */
 };
 
 /* A shard owned by this subtask. */
@@ -121,6 +132,9 @@ struct kshard {
   uint64_t skip_sub;
   int64_t watermark; /* largest arrival time emitted; WEIR_NO_TIMESTAMP before any */
   int64_t active_ms; /* monotonic time of the last record (or of the start) */
+  size_t ti;         /* index of its entry in src->shards (entries never move) */
+  bool gate_held;    /* WAITING on the checkpoint gate (counted in ksub.gate_waiting) */
+  int64_t gate_since_ms, gate_asked_ms; /* monotonic: held since, checkpoint last asked for */
   char meta[WEIR_KINESIS_STREAM_NAME_MAX + 1 + WEIR_KINESIS_SHARD_ID_MAX + 1];
   size_t meta_len;
   /* Series (borrowed from the job). */
@@ -150,6 +164,11 @@ struct ksub {
   bool idle_out; /* weir_emit_idle(true) sent and no record or watermark since */
   uint64_t rng;
   weir_metric *m_rejected, *m_filtered;
+  weir_metric *m_gate_waiting, *m_gated; /* the checkpoint gate's gauge and counter */
+  int64_t gate_waiting;                  /* shards with gate_held */
+  size_t ends_unsnapshotted; /* shards read to their end here that no snapshot holds yet */
+  bool ckpt_periodic;        /* the job has periodic checkpoints (an interval) */
+  bool logged_ungated;       /* the no-checkpoint order note was logged */
   uint64_t rejected;
   bool logged_reject;
   struct weir_kinesis_shard_list scratch; /* owned: listing results (subtask 0 only) */
@@ -202,8 +221,31 @@ int weir__ksrc_add_children(struct ksub *s, int stream,
  * at its next poll (when GetRecords did not name the children). Takes src->mu. */
 void weir__ksrc_mark_finished(struct ksub *s, const struct kshard *k, bool rediscover);
 
-/* True when every parent of k is finished (or no longer listed). Takes src->mu. */
-bool weir__ksrc_parents_done(struct ksub *s, const struct kshard *k);
+/* What weir__ksrc_parents_done found about the checkpoint gate of one shard. */
+struct kgate {
+  bool held;  /* every parent finished, but one read to its end by another subtask in this run is
+                 in no completed checkpoint yet: the shard waits */
+  bool cross; /* a parent was read to its end by another subtask in this run */
+  bool gate;  /* the job checkpoints (the gate applies to such parents) */
+  bool ask;   /* held, no snapshot holds that parent's end yet and nobody asked: ask for a
+                 checkpoint now (once per parent) */
+  int owner;  /* cross: the subtask that read that parent */
+  uint64_t completed;                         /* newest completed checkpoint known */
+  char parent[WEIR_KINESIS_SHARD_ID_MAX + 1]; /* cross: that parent */
+};
+
+/* True when k may start: every parent is finished (or no longer listed), and each one another
+ * subtask read to its end in this run is in a completed checkpoint (the checkpoint gate, when
+ * the job checkpoints). *g says why not, or how it passed. Takes src->mu. */
+bool weir__ksrc_parents_done(struct ksub *s, const struct kshard *k, struct kgate *g);
+
+/* Records that this subtask's snapshot for checkpoint `ckpt_id` holds the ends of the shards it
+ * read to their end since its previous snapshot. Call before weir__ksrc_snapshot, on the
+ * subtask's thread. Takes src->mu. */
+void weir__ksrc_note_ends(struct ksub *s, uint64_t ckpt_id);
+
+/* Checkpoint `ckpt_id` completed (notify_checkpoint_complete of any subtask). Takes src->mu. */
+void weir__ksrc_checkpoint_done(struct ksrc *src, uint64_t ckpt_id);
 
 /* ---- source_read.c ----------------------------------------------------------------------- */
 
@@ -223,5 +265,8 @@ int64_t weir__ksrc_now_ms(void);
 
 /* True when the job is being cancelled (sleep and retry loops stop). */
 bool weir__ksrc_cancelled(const weir_ctx *ctx);
+
+/* True when the job checkpoints (it has a checkpoint directory); *periodic: with an interval. */
+bool weir__ksrc_checkpointing(const weir_ctx *ctx, bool *periodic);
 
 #endif /* WEIR_KINESIS_SOURCE_INT_H */

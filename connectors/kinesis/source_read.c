@@ -1,7 +1,8 @@
 /*
  * source_read.c: the Kinesis source's read path. fetch: pick a due shard (its interval, its
  * budget of 5 GetRecords calls per second, its backoff, its parents finished), renew its
- * iterator when missing or old, GetRecords into the subtask's one recycled batch. emit: walk the
+ * iterator when missing or old, GetRecords into the subtask's one recycled batch; a child whose
+ * parent another subtask read waits for the checkpoint gate. emit: walk the
  * batch's records, de-aggregate KPL aggregates (dropping whole aggregates outside the shard's
  * hash range, as the KCL does), deserialize, emit, and advance the shard's position record by
  * record. Watermarks: per shard, minimum over non-idle shards.
@@ -36,6 +37,65 @@ static int64_t wall_ms(void) {
 
 bool weir__ksrc_cancelled(const weir_ctx *ctx) {
   return atomic_load_explicit(&ctx->task->job->cancelled, memory_order_relaxed);
+}
+
+bool weir__ksrc_checkpointing(const weir_ctx *ctx, bool *periodic) {
+  const weir_job *job = ctx->task->job;
+
+  /* Both are set before the job's threads start and not changed while it runs. */
+  *periodic = job->coord != NULL && job->ckpt.interval_ms > 0;
+  return job->coord != NULL;
+}
+
+/* ---- the checkpoint gate ----------------------------------------------------------------- */
+
+/* Shard k waits for a checkpoint that holds the end of its parent g->parent (read by another
+ * subtask). Asks for one when nobody has yet for that parent, and again every
+ * KSRC_GATE_RETRY_MS in a job without periodic checkpoints (the one asked for may have failed);
+ * with periodic ones the next one will do. Never blocks: the subtask goes on polling, so
+ * barriers, stop and cancel are seen as usual. */
+static void gate_hold(struct ksub *s, weir_ctx *ctx, struct kshard *k, const struct kgate *g,
+                      int64_t now) {
+  bool ask = g->ask;
+
+  if (!k->gate_held) {
+    k->gate_held = true;
+    k->gate_since_ms = now;
+    k->gate_asked_ms = now;
+    weir_metric_set(s->m_gate_waiting, ++s->gate_waiting);
+    WEIR_LOG_DEBUG("kinesis source %s[%d]: %s waits for a checkpoint that holds the end of "
+                   "parent %s (read by subtask %d)",
+                   weir_ctx_name(ctx), s->index, k->meta, g->parent, g->owner);
+  } else if (!s->ckpt_periodic && now - k->gate_asked_ms >= KSRC_GATE_RETRY_MS) {
+    ask = true;
+    k->gate_asked_ms = now;
+  }
+  /* WEIR_ESTATE when the job is stopping: nothing to wait for then. */
+  if (ask)
+    (void)weir_job_trigger_checkpoint(ctx->task->job);
+}
+
+/* Shard k passed its parents' lineage check and the gate: counts and logs how. */
+static void gate_pass(struct ksub *s, weir_ctx *ctx, struct kshard *k, const struct kgate *g,
+                      int64_t now) {
+  if (k->gate_held) {
+    k->gate_held = false;
+    weir_metric_set(s->m_gate_waiting, --s->gate_waiting);
+    WEIR_LOG_DEBUG("kinesis source %s[%d]: %s starts: checkpoint %llu holds its parents' ends "
+                   "(waited %lld ms)",
+                   weir_ctx_name(ctx), s->index, k->meta, (unsigned long long)g->completed,
+                   (long long)(now - k->gate_since_ms));
+  }
+  if (g->cross && g->gate) {
+    weir_metric_add(s->m_gated, 1);
+  } else if (g->cross && !s->logged_ungated) {
+    s->logged_ungated = true;
+    WEIR_LOG_INFO("kinesis source %s[%d]: %s starts after its parent %s, read by subtask %d, "
+                  "without waiting for a checkpoint: the job does not checkpoint, so per-key "
+                  "order between the two subtasks holds by timing only (docs/guarantees.md, "
+                  "Resharding; logged once)",
+                  weir_ctx_name(ctx), s->index, k->meta, g->parent, g->owner);
+  }
 }
 
 /* ---- fetching ---------------------------------------------------------------------------- */
@@ -192,8 +252,14 @@ int weir__ksrc_fetch(struct ksub *s, weir_ctx *ctx, int64_t *wait_ms) {
     if (k->state == KS_FINISHED || (s->src->cfg.stop_at_end && k->caught_up))
       continue;
     if (k->state == KS_WAITING) {
-      if (!weir__ksrc_parents_done(s, k))
+      struct kgate g;
+
+      if (!weir__ksrc_parents_done(s, k, &g)) {
+        if (g.held)
+          gate_hold(s, ctx, k, &g, now);
         continue;
+      }
+      gate_pass(s, ctx, k, &g, now);
       k->state = KS_READING;
       k->active_ms = now;
     }

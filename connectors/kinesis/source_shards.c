@@ -2,7 +2,8 @@
  * source_shards.c: the Kinesis source's node-wide shard table: discovery (ListShards by
  * subtask 0 only, also fed by GetRecords' ChildShards), deterministic assignment (hash of stream
  * and shard id modulo the parallelism), the pool of restored positions, and lineage (a shard is
- * read only after all its parents are finished).
+ * read only after all its parents are finished, and, when the job checkpoints, after a completed
+ * checkpoint holds the end of each parent another subtask read: the checkpoint gate).
  *
  * Threads: every function here takes src->mu for its table work; discovery calls the service
  * without holding it.
@@ -244,6 +245,7 @@ int weir__ksrc_sync(struct ksub *s, weir_ctx *ctx) {
     }
     k = &s->shards[s->n_shards++];
     memset(k, 0, sizeof(*k));
+    k->ti = i;
     e->claimed = true;
     k->stream = e->stream;
     strcpy(k->shard_id, e->shard.shard_id);
@@ -275,21 +277,52 @@ int weir__ksrc_sync(struct ksub *s, weir_ctx *ctx) {
 
 void weir__ksrc_mark_finished(struct ksub *s, const struct kshard *k, bool rediscover) {
   struct ksrc *src = s->src;
-  long i;
 
   WEIR_ASSERT(pthread_mutex_lock(&src->mu) == 0);
-  if ((i = table_find(src, k->stream, k->shard_id)) >= 0)
-    src->shards[i].finished = true;
+  src->shards[k->ti].finished = true;
+  src->shards[k->ti].read_end = true;
+  s->ends_unsnapshotted++;
   src->generation++;
   if (rediscover)
     src->discover_now = true; /* its children may not be listed yet */
   WEIR_ASSERT(pthread_mutex_unlock(&src->mu) == 0);
 }
 
-bool weir__ksrc_parents_done(struct ksub *s, const struct kshard *k) {
+/* The checkpoint gate for parent e of a shard of subtask s, whose parents are all finished.
+ * Under mu. */
+static void gate_check(struct ksub *s, struct kshard_info *e, struct kgate *g) {
   struct ksrc *src = s->src;
+  int owner = (int)(e->hash % (uint64_t)src->parallelism);
+
+  /* Read by this subtask: its records went out before any of the child's, through the same
+   * channels, so they arrive first (order by construction). */
+  if (!e->read_end || owner == s->index)
+    return;
+  g->cross = true;
+  g->owner = owner;
+  strcpy(g->parent, e->shard.shard_id);
+  /* Without checkpoints there is no barrier to wait for: the child starts now (order by timing,
+   * docs/guarantees.md). With them, the end must be in a completed checkpoint: its barrier
+   * followed the parent's last records into every channel, and every task took it from each of
+   * its inputs before the checkpoint completed, so those records were processed everywhere
+   * before any of the child's is read. Each later snapshot of the parent's subtask holds the end
+   * too, so any completed id >= end_ckpt will do (a checkpoint that failed is made up by the
+   * next). */
+  if (!src->gate || (e->end_ckpt != 0 && e->end_ckpt <= src->completed))
+    return;
+  g->held = true;
+  if (e->end_ckpt == 0 && !e->end_asked) {
+    e->end_asked = true;
+    g->ask = true;
+  }
+}
+
+bool weir__ksrc_parents_done(struct ksub *s, const struct kshard *k, struct kgate *g) {
+  struct ksrc *src = s->src;
+  long pi[2] = {-1, -1};
   bool done = true;
 
+  memset(g, 0, sizeof(*g));
   WEIR_ASSERT(pthread_mutex_lock(&src->mu) == 0);
   for (int p = 0; p < 2 && done; p++) {
     long i, self;
@@ -299,6 +332,7 @@ bool weir__ksrc_parents_done(struct ksub *s, const struct kshard *k) {
     i = table_find(src, k->stream, k->parents[p]);
     if (i >= 0) {
       done = src->shards[i].finished;
+      pi[p] = i;
       continue;
     }
     /* Not in the table. A parent no longer listed has expired (nothing of it can be read any
@@ -313,6 +347,37 @@ bool weir__ksrc_parents_done(struct ksub *s, const struct kshard *k) {
       src->discover_now = true;
     }
   }
+  if (done) {
+    g->gate = src->gate;
+    g->completed = src->completed;
+    for (int p = 0; p < 2; p++)
+      if (pi[p] >= 0)
+        gate_check(s, &src->shards[pi[p]], g);
+    done = !g->held;
+  }
   WEIR_ASSERT(pthread_mutex_unlock(&src->mu) == 0);
   return done;
+}
+
+void weir__ksrc_note_ends(struct ksub *s, uint64_t ckpt_id) {
+  struct ksrc *src = s->src;
+
+  if (s->ends_unsnapshotted == 0)
+    return;
+  WEIR_ASSERT(pthread_mutex_lock(&src->mu) == 0);
+  for (size_t i = 0; i < s->n_shards; i++) {
+    struct kshard_info *e = &src->shards[s->shards[i].ti];
+
+    if (s->shards[i].state == KS_FINISHED && e->read_end && e->end_ckpt == 0)
+      e->end_ckpt = ckpt_id;
+  }
+  s->ends_unsnapshotted = 0;
+  WEIR_ASSERT(pthread_mutex_unlock(&src->mu) == 0);
+}
+
+void weir__ksrc_checkpoint_done(struct ksrc *src, uint64_t ckpt_id) {
+  WEIR_ASSERT(pthread_mutex_lock(&src->mu) == 0);
+  if (ckpt_id > src->completed)
+    src->completed = ckpt_id;
+  WEIR_ASSERT(pthread_mutex_unlock(&src->mu) == 0);
 }

@@ -2,7 +2,9 @@
  * test_kinesis_source.c: the Kinesis source in whole jobs against kinesalite: TRIM_HORIZON,
  * LATEST and AT_TIMESTAMP reads, per-key order, metadata and metrics, KPL de-aggregation, two
  * streams in one source, parallelism 3 over 5 shards, restore with parallelism 2 from a
- * savepoint, split and merge during consumption, deserializers. Skipped when `npm ci` has not
+ * savepoint, split and merge during consumption at parallelism 2, the checkpoint gate (its
+ * decisions without a server, a bounded read that needs it to ask for a checkpoint, and none
+ * without checkpoints), deserializers. Skipped when `npm ci` has not
  * been run in tests/kinesis-servers. (The kill -9 loop is test_kinesis_source_crash.c.)
  */
 #include <criterion/criterion.h>
@@ -492,9 +494,29 @@ Test(kinesis_source, restore_with_parallelism_2) {
 
 /* ---- resharding ---------------------------------------------------------------------------- */
 
-/* Split shard 0 and then merge one of its children with shard 1 while the source runs, writing
- * records before and after each: nothing lost or repeated, and per key the records come in the
- * order they were written (parents before children). */
+/* Children of the shards of stream `stream` that have a parent owned by another of `par` source
+ * subtasks: the ones that must pass the checkpoint gate. */
+static long cross_subtask_children(const char *stream, int par) {
+  static struct weir_kinesis_shard shards[16];
+  struct weir_kinesis_shard_list l = {shards, 0, 16};
+  long n = 0;
+
+  cr_assert_eq(weir__kinesis_list_all_shards(cli, stream, NULL, &l), 0);
+  for (size_t i = 0; i < l.len; i++) {
+    uint64_t owner = weir__ksrc_hash(stream, shards[i].shard_id) % (uint64_t)par;
+    const char *p0 = shards[i].parent_shard_id, *p1 = shards[i].adjacent_parent_shard_id;
+
+    n += (p0[0] != '\0' && weir__ksrc_hash(stream, p0) % (uint64_t)par != owner) ||
+         (p1[0] != '\0' && weir__ksrc_hash(stream, p1) % (uint64_t)par != owner);
+  }
+  return n;
+}
+
+/* Split shard 0 and then merge one of its children with shard 1 while the source (parallelism 2,
+ * checkpoints every 150 ms) runs, writing records before and after each: nothing lost or
+ * repeated, and per key the records come in the order they were written (parents before
+ * children), also when a parent and its child belong to different subtasks (the checkpoint
+ * gate: each such child counted in weir_kinesis_source_gated_children_total). */
 Test(kinesis_source, split_and_merge_keep_key_order) {
   const char *streams[] = {"s"};
   static struct weir_kinesis_shard shards[16];
@@ -503,6 +525,8 @@ Test(kinesis_source, split_and_merge_keep_key_order) {
   struct runner run = {0};
   const char *c2 = NULL;
   pthread_t th;
+  long cross;
+  int64_t gated;
   int src;
 
   start_server();
@@ -511,13 +535,12 @@ Test(kinesis_source, split_and_merge_keep_key_order) {
   collect_reset();
   source_config(&sc, streams, 1);
   sc.getrecords_max = 50; /* slow: the parents are still being read when the children appear */
+  make_dir();
   cr_assert_eq(weir_job_create(&run.job, "reshard"), 0);
+  cr_assert_eq(weir_job_set_checkpoint_dir(run.job, dir), 0);
+  cr_assert_eq(weir_job_set_checkpoint_interval(run.job, 150), 0);
   cr_assert_eq(weir_job_add_kinesis_source(run.job, "kinesis", &sc, &src), 0);
-  /* One source subtask: parent and child shards are then read by the same thread, whose
-   * output channel keeps their order. Across subtasks the order of a parent's last records and
-   * its child's first ones is not guaranteed yet (docs/guarantees.md, "Resharding"; a
-   * checkpoint gate like the KCL's is the planned fix); test_resharding covers parallelism 2. */
-  cr_assert_eq(weir_job_set_parallelism(run.job, src, 1), 0);
+  cr_assert_eq(weir_job_set_parallelism(run.job, src, 2), 0);
   cr_assert_eq(weir_job_add_callback_sink(run.job, src, "out", collect_cb, NULL, NULL), 0);
   cr_assert_eq(pthread_create(&th, NULL, run_thread, &run), 0);
 
@@ -546,7 +569,99 @@ Test(kinesis_source, split_and_merge_keep_key_order) {
   cr_assert_eq(pthread_join(th, NULL), 0);
   cr_assert_eq(run.rc, 0, "job: %s", weir_job_error(run.job));
   assert_all_once(0, 4500);
+  cross = cross_subtask_children("s", 2);
+  gated = weir_job_metric_sum(run.job, "weir_kinesis_source_gated_children_total", NULL);
+  fprintf(stderr,
+          "[kinesis_source split/merge] children with a parent on another subtask %ld, "
+          "gated %lld, checkpoints %llu\n",
+          cross, (long long)gated, (unsigned long long)weir_job_last_checkpoint(run.job));
+  /* Every child had records, so each started, and each with a parent elsewhere through the
+   * gate. */
+  cr_assert_eq(gated, cross, "%lld children passed the gate, %ld have a parent elsewhere",
+               (long long)gated, cross);
+  cr_assert_eq(weir_job_metric_sum(run.job, "weir_kinesis_source_gate_waiting", NULL), 0);
   weir_job_destroy(run.job);
+}
+
+struct bounded {
+  weir_job *job;
+  int rc;
+  atomic_bool done;
+};
+
+static void *bounded_thread(void *arg) {
+  struct bounded *b = arg;
+
+  b->rc = weir_job_run(b->job);
+  atomic_store(&b->done, true);
+  return NULL;
+}
+
+/* Bounded read (stop_at_end) at source parallelism 2 of stream "x", whose shard 0 was split
+ * before the job started: shard 0 (and 1) hash to subtask 1, both children to subtask 0, so each
+ * child needs the checkpoint gate when the job checkpoints. `ckpt_dir`: with a checkpoint
+ * directory; `interval`: its interval (0: none, the gate must ask for a checkpoint itself). The
+ * job must end by itself; a child held for good would keep it running (failed after 60 s). */
+static weir_job *gate_bounded_read(bool ckpt_dir, int64_t interval) {
+  const char *streams[] = {"x"};
+  weir_kinesis_source_config sc;
+  struct bounded run = {0};
+  pthread_t th;
+  int src, i;
+
+  start_server();
+  make_stream("x", 2);
+  cr_assert_eq(ksrc_put_plain(cli, "x", 0, 400), 0);
+  cr_assert_eq(weir__kinesis_split_shard(cli, "x", "shardId-000000000000",
+                                         "85070591730234615865843651857942052864"),
+               0, "SplitShard: %s", weir__kinesis_last_error(cli)->message);
+  cr_assert_eq(weir__kinesis_wait_active(cli, "x", 20000), 0);
+  cr_assert_eq(ksrc_put_plain(cli, "x", 400, 400), 0);
+  cr_assert_eq(cross_subtask_children("x", 2), 2, "stream x: both children on the other subtask");
+  collect_reset();
+  source_config(&sc, streams, 1);
+  sc.stop_at_end = true;
+  cr_assert_eq(weir_job_create(&run.job, "gate"), 0);
+  if (ckpt_dir) {
+    make_dir();
+    cr_assert_eq(weir_job_set_checkpoint_dir(run.job, dir), 0);
+    if (interval > 0)
+      cr_assert_eq(weir_job_set_checkpoint_interval(run.job, interval), 0);
+  }
+  cr_assert_eq(weir_job_add_kinesis_source(run.job, "kinesis", &sc, &src), 0);
+  cr_assert_eq(weir_job_set_parallelism(run.job, src, 2), 0);
+  cr_assert_eq(weir_job_add_callback_sink(run.job, src, "out", collect_cb, NULL, NULL), 0);
+  cr_assert_eq(pthread_create(&th, NULL, bounded_thread, &run), 0);
+  for (i = 0; i < 6000 && !atomic_load(&run.done); i++)
+    sleep_ms(10);
+  if (i == 6000)
+    weir_job_cancel(run.job);
+  cr_assert_eq(pthread_join(th, NULL), 0);
+  cr_assert_neq(i, 6000, "the bounded job did not end: a child held for good?");
+  cr_assert_eq(run.rc, 0, "job: %s", weir_job_error(run.job));
+  assert_all_once(0, 800);
+  return run.job;
+}
+
+/* No periodic checkpoints (a directory, no interval): the gate asks for the checkpoint it needs,
+ * so both children start and the bounded read ends. */
+Test(kinesis_source, gate_asks_for_a_checkpoint) {
+  weir_job *job = gate_bounded_read(true, 0);
+
+  cr_assert_eq(weir_job_metric_sum(job, "weir_kinesis_source_gated_children_total", NULL), 2);
+  cr_assert_geq(weir_job_last_checkpoint(job), 1, "no checkpoint was taken");
+  cr_assert_eq(weir_job_metric_sum(job, "weir_kinesis_source_gate_waiting", NULL), 0);
+  weir_job_destroy(job);
+}
+
+/* No checkpoint directory: nothing to wait for, the children start at once (order by timing
+ * only, docs/guarantees.md) and nothing counts as gated. */
+Test(kinesis_source, no_gate_without_checkpoints) {
+  weir_job *job = gate_bounded_read(false, 0);
+
+  cr_assert_eq(weir_job_metric_sum(job, "weir_kinesis_source_gated_children_total", NULL), 0);
+  cr_assert_eq(weir_job_metric_sum(job, "weir_kinesis_source_gate_waiting", NULL), 0);
+  weir_job_destroy(job);
 }
 
 /* ---- deserializers ------------------------------------------------------------------------- */
@@ -1076,6 +1191,91 @@ Test(kinesis_source, restore_checks_snapshots) {
   cr_assert_eq(weir__ksrc_restore(k, (weir_buf){buf, len}), 0);
   cr_assert_eq(weir__ksrc_restore(k, (weir_buf){buf, len}), WEIR_ETOOBIG, "over the bound");
   pool_free(k);
+}
+
+/* The checkpoint gate's decisions (no server): a child owned by subtask 0 whose parent subtask
+ * 1 read to its end waits until a completed checkpoint holds that end; a parent read by the same
+ * subtask, one restored as finished, or a job without checkpoints does not hold it. */
+Test(kinesis_source, checkpoint_gate_decisions) {
+  struct ksrc *src = pool_new();
+  struct ksub a, b;
+  struct kshard child, parent;
+  struct kshard_info *pe;
+  struct kgate g;
+
+  src->parallelism = 2;
+  src->gate = true;
+  src->n_shards = 2;
+  pe = &src->shards[0];
+  strcpy(pe->shard.shard_id, "shardId-000000000000");
+  pe->hash = 1; /* owner: subtask 1 */
+  strcpy(src->shards[1].shard.shard_id, "shardId-000000000002");
+  strcpy(src->shards[1].shard.parent_shard_id, "shardId-000000000000");
+  src->shards[1].hash = 0;
+  memset(&a, 0, sizeof(a));
+  memset(&b, 0, sizeof(b));
+  a.src = b.src = src;
+  a.parallelism = b.parallelism = 2;
+  b.index = 1;
+  memset(&child, 0, sizeof(child));
+  strcpy(child.shard_id, "shardId-000000000002");
+  strcpy(child.parents[0], "shardId-000000000000");
+  child.ti = 1;
+  memset(&parent, 0, sizeof(parent));
+  strcpy(parent.shard_id, "shardId-000000000000");
+  parent.state = KS_READING;
+  b.shards = &parent;
+  b.n_shards = 1;
+
+  /* Parent still being read: the lineage rule holds the child, not the gate. */
+  cr_assert(!weir__ksrc_parents_done(&a, &child, &g));
+  cr_assert(!g.held);
+  /* Subtask 1 reads it to its end: held, and the first look asks for a checkpoint. */
+  parent.state = KS_FINISHED;
+  weir__ksrc_mark_finished(&b, &parent, false);
+  cr_assert(!weir__ksrc_parents_done(&a, &child, &g));
+  cr_assert(g.held && g.ask && g.cross && g.gate);
+  cr_assert_eq(g.owner, 1);
+  cr_assert_str_eq(g.parent, "shardId-000000000000");
+  cr_assert(!weir__ksrc_parents_done(&a, &child, &g));
+  cr_assert(g.held && !g.ask, "asked once per parent");
+  /* Checkpoint 5 holds the end; 4 completing does not release the child, 6 does (5 failed). */
+  weir__ksrc_note_ends(&b, 5);
+  cr_assert_eq(pe->end_ckpt, 5);
+  weir__ksrc_note_ends(&b, 6);
+  cr_assert_eq(pe->end_ckpt, 5, "the first snapshot that holds the end counts");
+  weir__ksrc_checkpoint_done(src, 4);
+  cr_assert(!weir__ksrc_parents_done(&a, &child, &g));
+  cr_assert(g.held);
+  weir__ksrc_checkpoint_done(src, 6);
+  weir__ksrc_checkpoint_done(src, 3);
+  cr_assert_eq(src->completed, 6);
+  cr_assert(weir__ksrc_parents_done(&a, &child, &g));
+  cr_assert(!g.held && g.cross && g.gate);
+  cr_assert_eq(g.completed, 6);
+  /* Not yet in a snapshot, but read by the child's own subtask: no wait. */
+  pe->end_ckpt = 0;
+  src->completed = 0;
+  pe->hash = 2;
+  cr_assert(weir__ksrc_parents_done(&a, &child, &g));
+  cr_assert(!g.cross && !g.held);
+  /* Restored as finished (nothing of it read in this run): no wait. */
+  pe->hash = 1;
+  pe->read_end = false;
+  cr_assert(weir__ksrc_parents_done(&a, &child, &g));
+  cr_assert(!g.cross && !g.held);
+  /* No checkpoints: no wait, the crossing is reported (logged once by the caller). */
+  pe->read_end = true;
+  src->gate = false;
+  cr_assert(weir__ksrc_parents_done(&a, &child, &g));
+  cr_assert(g.cross && !g.gate && !g.held);
+  /* Parallelism 1: everything on one subtask. */
+  src->gate = true;
+  src->parallelism = 1;
+  a.parallelism = 1;
+  cr_assert(weir__ksrc_parents_done(&a, &child, &g));
+  cr_assert(!g.cross && !g.held);
+  pool_free(src);
 }
 
 /* The GetShardIterator request for each kind of position. */

@@ -18,8 +18,10 @@
  *  - the Kinesis sink writing while its target stream is split and merged, read back with the
  *    AWS SDK (tests/kinesis-servers/sdk_read_all.js).
  * Asserted: nothing lost, no duplicates in an uninterrupted run, per partition key the records
- * come in the order they were written (and every record of a shard before any record of the
- * same key from its descendants), exact keyed counts through kill -9. Each test prints its figures.
+ * come in the order they were written, every record of a shard before any record (of any key)
+ * from its descendants, the checkpoint gate (a child whose parent another subtask read starts
+ * only after a checkpoint completed after that parent's last record was consumed), exact keyed
+ * counts through kill -9. Each test prints its figures.
  * Skipped when `npm ci` has not been run in tests/kinesis-servers.
  */
 #include <criterion/criterion.h>
@@ -37,6 +39,7 @@
 
 #include "../support/kinesis_server.c"
 #include "../support/ksrc_job.h"
+#include "connectors/kinesis/source_int.h"
 
 static struct weir_test_kserver srv;
 static weir_kinesis_client *cli;
@@ -282,11 +285,14 @@ static long producer_finish(struct producer *p, pthread_t th) {
 #define MAX_SLOTS 64
 
 /* Filled by the callback sink (one subtask: one thread). For each record index: how often it
- * came, its consumption rank and the shard it came from (slot into shard_ids). */
+ * came, its consumption rank, the shard it came from (slot into shard_ids) and the job's latest
+ * completed checkpoint when it was consumed. */
 struct collect {
   unsigned char seen[MAX_RECS];
   long rank[MAX_RECS];
   int slot[MAX_RECS];
+  uint64_t ckpt[MAX_RECS];
+  weir_job *job; /* the job being read (weir_job_last_checkpoint) */
   char shard_ids[MAX_SLOTS][WEIR_KINESIS_SHARD_ID_MAX + 1];
   int n_slots;
   long last_per_key[KSRC_KEYS];
@@ -355,6 +361,7 @@ static int collect_cb(void *data, int subtask, const weir_record *recs, size_t n
     col.last_per_key[idx % KSRC_KEYS] = idx;
     col.rank[idx] = atomic_fetch_add(&col.total, 1);
     col.slot[idx] = slot;
+    col.ckpt[idx] = weir_job_last_checkpoint(col.job);
   }
   return 0;
 }
@@ -375,52 +382,130 @@ static bool is_ancestor(const struct weir_kinesis_shard_list *l, const char *anc
   return false;
 }
 
-/*
- * Ancestors before descendants, per key: for every pair of shards where one descends from the
- * other (lineage from ListShards, any number of generations) and every key, the first record of
- * the key consumed from the descendant comes after the last one consumed from the ancestor.
- * Returns the number of (ancestor, descendant, key) triples that break it; *pairs counts those
- * with records of the key on both sides (what was actually checked).
- */
-static long lineage_violations(const char *stream, long produced, long *pairs) {
-  struct weir_kinesis_shard_list l = list_shards(cli, stream);
-  static long first[MAX_SLOTS][KSRC_KEYS], last[MAX_SLOTS][KSRC_KEYS];
-  long bad = 0;
+/* Per shard slot and key (column KSRC_KEYS: any key): first and last consumption rank, and the
+ * latest completed checkpoint at the first and last record (-1: none consumed). */
+static long first_rank[MAX_SLOTS][KSRC_KEYS + 1], last_rank[MAX_SLOTS][KSRC_KEYS + 1];
+static long long first_ckpt[MAX_SLOTS], last_ckpt[MAX_SLOTS];
 
-  *pairs = 0;
-  for (int s = 0; s < MAX_SLOTS; s++)
-    for (int k = 0; k < KSRC_KEYS; k++) {
-      first[s][k] = -1;
-      last[s][k] = -1;
+static void slot_ranks(long produced) {
+  for (int s = 0; s < MAX_SLOTS; s++) {
+    for (int k = 0; k <= KSRC_KEYS; k++) {
+      first_rank[s][k] = -1;
+      last_rank[s][k] = -1;
     }
+    first_ckpt[s] = last_ckpt[s] = -1;
+  }
   for (long i = 0; i < produced && i < MAX_RECS; i++) {
-    int s = col.slot[i], k = (int)(i % KSRC_KEYS);
+    int s = col.slot[i];
 
     if (!col.seen[i])
       continue;
-    if (first[s][k] < 0 || col.rank[i] < first[s][k])
-      first[s][k] = col.rank[i];
-    if (col.rank[i] > last[s][k])
-      last[s][k] = col.rank[i];
+    for (int pass = 0; pass < 2; pass++) {
+      int k = pass == 0 ? (int)(i % KSRC_KEYS) : KSRC_KEYS;
+
+      if (first_rank[s][k] < 0 || col.rank[i] < first_rank[s][k]) {
+        first_rank[s][k] = col.rank[i];
+        if (pass == 1)
+          first_ckpt[s] = (long long)col.ckpt[i];
+      }
+      if (col.rank[i] > last_rank[s][k]) {
+        last_rank[s][k] = col.rank[i];
+        if (pass == 1)
+          last_ckpt[s] = (long long)col.ckpt[i];
+      }
+    }
   }
+}
+
+/*
+ * Ancestors before descendants: for every pair of shards where one descends from the other
+ * (lineage from ListShards, any number of generations) and every key, the first record of the
+ * key consumed from the descendant comes after the last one consumed from the ancestor.
+ * Returns the number of (ancestor, descendant, key) triples that break it; *pairs counts those
+ * with records of the key on both sides (what was actually checked). The same over all keys
+ * (every record of the ancestor before any of the descendant's: what the checkpoint gate and
+ * one channel per subtask give) is counted in *any_bad, over *any_pairs shard pairs.
+ */
+static long lineage_violations(const char *stream, long produced, long *pairs, long *any_pairs,
+                               long *any_bad) {
+  struct weir_kinesis_shard_list l = list_shards(cli, stream);
+  long bad = 0;
+
+  *pairs = *any_pairs = *any_bad = 0;
+  slot_ranks(produced);
   for (int c = 0; c < col.n_slots; c++)
     for (int a = 0; a < col.n_slots; a++) {
       if (a == c || !is_ancestor(&l, col.shard_ids[a], col.shard_ids[c], 0))
         continue;
-      for (int k = 0; k < KSRC_KEYS; k++) {
-        if (first[c][k] < 0 || last[a][k] < 0)
+      for (int k = 0; k <= KSRC_KEYS; k++) {
+        if (first_rank[c][k] < 0 || last_rank[a][k] < 0)
           continue;
+        if (k == KSRC_KEYS) {
+          (*any_pairs)++;
+          *any_bad += first_rank[c][k] < last_rank[a][k];
+          continue;
+        }
         (*pairs)++;
-        if (first[c][k] < last[a][k])
+        if (first_rank[c][k] < last_rank[a][k])
           bad++;
       }
     }
   return bad;
 }
 
+/*
+ * The checkpoint gate, seen from the sink: for every shard whose direct parent belongs to
+ * another source subtask (owner = weir__ksrc_hash mod par), the latest completed checkpoint when
+ * the child's first record was consumed is newer than when the parent's last record was (the
+ * checkpoint that held the parent's end completed in between). Call after lineage_violations.
+ * Returns the pairs that break it; *checked counts the pairs with records on both sides and
+ * *children the children of such pairs (each passed the gate: weir_kinesis_source_gated_...).
+ */
+static long gate_violations(const char *stream, int par, long *checked, long *children) {
+  struct weir_kinesis_shard_list l = list_shards(cli, stream);
+  long bad = 0;
+
+  *checked = *children = 0;
+  for (size_t i = 0; i < l.len; i++) {
+    const struct weir_kinesis_shard *sh = &l.v[i];
+    int c = -1, owner = (int)(weir__ksrc_hash(stream, sh->shard_id) % (uint64_t)par);
+    bool counted = false;
+
+    for (int s = 0; s < col.n_slots; s++)
+      if (strcmp(col.shard_ids[s], sh->shard_id) == 0)
+        c = s;
+    if (c < 0 || first_ckpt[c] < 0)
+      continue;
+    for (int p = 0; p < 2; p++) {
+      const char *pid = p == 0 ? sh->parent_shard_id : sh->adjacent_parent_shard_id;
+      int a = -1;
+
+      if (pid[0] == '\0' || (int)(weir__ksrc_hash(stream, pid) % (uint64_t)par) == owner)
+        continue;
+      for (int s = 0; s < col.n_slots; s++)
+        if (strcmp(col.shard_ids[s], pid) == 0)
+          a = s;
+      if (!counted) {
+        (*children)++;
+        counted = true;
+      }
+      if (a < 0 || last_ckpt[a] < 0)
+        continue;
+      (*checked)++;
+      if (first_ckpt[c] <= last_ckpt[a]) {
+        fprintf(stderr, "gate: %s's first record consumed at checkpoint %lld, %s's last at %lld\n",
+                sh->shard_id, first_ckpt[c], pid, last_ckpt[a]);
+        bad++;
+      }
+    }
+  }
+  return bad;
+}
+
 struct runner {
   weir_job *job;
   int rc;
+  int par; /* source parallelism */
 };
 
 static void *run_thread(void *arg) {
@@ -429,6 +514,9 @@ static void *run_thread(void *arg) {
   r->rc = weir_job_run(r->job);
   return NULL;
 }
+
+static size_t reader_channel_capacity; /* batches per channel (0: the default, 8) */
+static int64_t reader_checkpoint_ms;   /* checkpoint interval (0: 100 ms) */
 
 /* Source (parallelism `par`, TRIM_HORIZON) -> callback sink, checkpoints every 100 ms. */
 static void start_reader(struct runner *run, pthread_t *th, const char *const *streams, int par,
@@ -445,9 +533,15 @@ static void start_reader(struct runner *run, pthread_t *th, const char *const *s
   sc.getrecords_interval_ms = 50;
   sc.getrecords_max = getrecords_max;
   memset(run, 0, sizeof(*run));
+  run->par = par;
   cr_assert_eq(weir_job_create(&run->job, "reshard"), 0);
+  col.job = run->job;
   cr_assert_eq(weir_job_set_checkpoint_dir(run->job, dir), 0);
-  cr_assert_eq(weir_job_set_checkpoint_interval(run->job, 100), 0);
+  cr_assert_eq(weir_job_set_checkpoint_interval(
+                   run->job, reader_checkpoint_ms > 0 ? reader_checkpoint_ms : 100),
+               0);
+  if (reader_channel_capacity > 0)
+    cr_assert_eq(weir_job_set_channel_capacity(run->job, reader_channel_capacity), 0);
   cr_assert_eq(weir_job_add_kinesis_source(run->job, "kinesis", &sc, &src), 0);
   cr_assert_eq(weir_job_set_parallelism(run->job, src, par), 0);
   cr_assert_eq(weir_job_add_callback_sink(run->job, src, "out", collect_cb, NULL, NULL), 0);
@@ -457,7 +551,8 @@ static void start_reader(struct runner *run, pthread_t *th, const char *const *s
 /* Waits for `produced` records (bounded), lets duplicates show, stops the job and checks. */
 static void finish_reader(struct runner *run, pthread_t th, const char *stream, long produced,
                           int reshards, const char *label) {
-  long lost = 0, pairs = 0, lineage;
+  long lost = 0, pairs = 0, any_pairs, any_bad, gate_checked, gate_children, gate_bad, lineage;
+  int64_t gated;
   uint64_t ckpts;
 
   for (int i = 0; i < 6000 && atomic_load(&col.total) < produced; i++)
@@ -469,18 +564,29 @@ static void finish_reader(struct runner *run, pthread_t th, const char *stream, 
   ckpts = weir_job_last_checkpoint(run->job);
   for (long i = 0; i < produced; i++)
     lost += col.seen[i] == 0;
-  lineage = lineage_violations(stream, produced, &pairs);
+  lineage = lineage_violations(stream, produced, &pairs, &any_pairs, &any_bad);
+  gate_bad = gate_violations(stream, run->par, &gate_checked, &gate_children);
+  gated = weir_job_metric_sum(run->job, "weir_kinesis_source_gated_children_total", NULL);
   fprintf(stderr,
           "[resharding %s] records %ld, consumed %ld, reshards %d, shards %d, lost %ld, "
           "duplicates %ld, per-key order violations %ld, ancestor/descendant key pairs %ld "
-          "(violations %ld), checkpoints %llu\n",
+          "(violations %ld), shard pairs %ld (any-key violations %ld), cross-subtask "
+          "parent/child pairs %ld (gate violations %ld), gated children %lld, checkpoints %llu\n",
           label, produced, atomic_load(&col.total), reshards, col.n_slots, lost, col.dups,
-          col.order_violations, pairs, lineage, (unsigned long long)ckpts);
+          col.order_violations, pairs, lineage, any_pairs, any_bad, gate_checked, gate_bad,
+          (long long)gated, (unsigned long long)ckpts);
   cr_assert_eq(col.bad, 0, "%ld malformed records", col.bad);
   cr_assert_eq(lost, 0, "%ld records lost", lost);
   cr_assert_eq(col.dups, 0, "%ld duplicates", col.dups);
   cr_assert_eq(col.order_violations, 0, "%ld per-key order violations", col.order_violations);
   cr_assert_eq(lineage, 0, "%ld child-before-parent records (per key)", lineage);
+  cr_assert_eq(any_bad, 0, "%ld shard pairs with a descendant record before an ancestor's",
+               any_bad);
+  cr_assert_eq(gate_bad, 0, "%ld children read before a checkpoint held their parent's end",
+               gate_bad);
+  /* Every child with records and a parent of another subtask went through the gate. */
+  cr_assert_geq(gated, gate_children, "%lld children passed the gate, %ld expected",
+                (long long)gated, gate_children);
   cr_assert_eq(atomic_load(&col.total), produced);
   cr_assert_gt(pairs, 0, "no key was read from both a shard and its descendant");
   cr_assert_geq(ckpts, 1, "no checkpoint completed during the run");
@@ -539,10 +645,18 @@ Test(resharding, update_shard_count_up_and_down_under_load) {
 }
 
 /*
- * A backlog behind a split, read by two subtasks through a slow sink (5 ms per batch: the
- * channels fill): on stream "x" the parent (shardId-000000000000) and shard 1 hash to subtask
- * 1 and both children to subtask 0, so the parent's last records and its children's first ones
- * travel through different channels. Per key, no child record may overtake a parent record.
+ * The checkpoint gate. A backlog behind a split, read by two subtasks through a slow sink (40 ms
+ * per batch) behind long channels (64 batches): on stream "x" the parent (shardId-000000000000)
+ * and shard 1 hash to subtask 1 and both children to subtask 0, so the parent's last records and
+ * its children's first ones travel through different channels, and when the parent ends its
+ * channel still holds many batches the sink has not taken. Periodic checkpoints are 10 s apart,
+ * so no barrier alignment happens to hold the children's channel back meanwhile (with barriers
+ * every 100 ms, alignment alone often hides the race): each child must wait for a checkpoint
+ * that holds the parent's end, which the gate asks for. Asserted besides the usual: no child
+ * record before a parent record (any key), the checkpoint seen by the sink at a child's first
+ * record newer than at the parent's last, both children counted in
+ * weir_kinesis_source_gated_children_total. With the gate disabled (mutation), this test fails
+ * (children consumed in the parent's checkpoint epoch; per-key violations in most runs).
  */
 Test(resharding, cross_subtask_child_after_backlog) {
   const char *streams[] = {"x"};
@@ -554,7 +668,9 @@ Test(resharding, cross_subtask_child_after_backlog) {
   cr_assert_eq(ksrc_put_plain(cli, "x", 0, 16000), 0);
   split_shard("x", "shardId-000000000000");
   cr_assert_eq(ksrc_put_plain(cli, "x", 16000, 4000), 0);
-  collect_delay_ms = 5;
+  collect_delay_ms = 40;
+  reader_channel_capacity = 64;
+  reader_checkpoint_ms = 10000;
   start_reader(&run, &jth, streams, 2, 10000, 300);
   finish_reader(&run, jth, "x", 20000, 1, "backlog, split, slow sink");
 }
