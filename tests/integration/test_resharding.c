@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/kinesis_reshard.c"
 #include "../support/kinesis_server.c"
 #include "../support/ksrc_job.h"
 #include "connectors/kinesis/source_int.h"
@@ -87,29 +88,6 @@ static void start(const char *which, const char *stream, uint32_t shards) {
 
 /* ---- shards and hash keys ------------------------------------------------------------------ */
 
-__extension__ typedef unsigned __int128 u128;
-
-static u128 dec_to_u128(const char *s) {
-  u128 v = 0;
-
-  for (; *s >= '0' && *s <= '9'; s++)
-    v = v * 10 + (u128)(*s - '0');
-  return v;
-}
-
-static void u128_to_dec(u128 v, char out[WEIR_KINESIS_HASH_KEY_MAX + 1]) {
-  char tmp[WEIR_KINESIS_HASH_KEY_MAX + 1];
-  size_t n = 0;
-
-  do {
-    tmp[n++] = (char)('0' + (int)(v % 10));
-    v /= 10;
-  } while (v != 0);
-  for (size_t i = 0; i < n; i++)
-    out[i] = tmp[n - 1 - i];
-  out[n] = '\0';
-}
-
 static struct weir_kinesis_shard shard_buf[64];
 
 /* Every shard of `stream` (open and closed), in ListShards order. */
@@ -122,37 +100,19 @@ static struct weir_kinesis_shard_list list_shards(weir_kinesis_client *c, const 
 }
 
 static size_t count_open(const char *stream) {
-  struct weir_kinesis_shard_list l = list_shards(cli, stream);
-  size_t n = 0;
+  char err[512];
+  long n = weir_test_count_open(cli, stream, err, sizeof(err));
 
-  for (size_t i = 0; i < l.len; i++)
-    n += l.v[i].ending_seq[0] == '\0';
-  return n;
+  cr_assert_geq(n, 0, "%s", err);
+  return (size_t)n;
 }
 
 /* Splits open shard `only` (NULL: the one with the widest hash-key range) in the middle of its
- * range. */
+ * range (tests/support/kinesis_reshard.h). */
 static void split_shard(const char *stream, const char *only) {
-  struct weir_kinesis_shard_list l = list_shards(cli, stream);
-  char id[WEIR_KINESIS_SHARD_ID_MAX + 1] = "", mid[WEIR_KINESIS_HASH_KEY_MAX + 1];
-  u128 best = 0, lo = 0;
-  int rc;
+  char err[512];
 
-  for (size_t i = 0; i < l.len; i++) {
-    u128 a = dec_to_u128(l.v[i].hash_range.start), b = dec_to_u128(l.v[i].hash_range.end);
-
-    if (l.v[i].ending_seq[0] == '\0' && b - a >= best &&
-        (only == NULL || strcmp(only, l.v[i].shard_id) == 0)) {
-      best = b - a;
-      lo = a;
-      strcpy(id, l.v[i].shard_id);
-    }
-  }
-  cr_assert(id[0] != '\0' && best > 1, "no open shard to split");
-  u128_to_dec(lo + best / 2 + 1, mid);
-  rc = weir__kinesis_split_shard(cli, stream, id, mid);
-  cr_assert_eq(rc, 0, "SplitShard %s at %s: %s", id, mid, weir__kinesis_last_error(cli)->message);
-  cr_assert_eq(weir__kinesis_wait_active(cli, stream, 30000), 0);
+  cr_assert_eq(weir_test_split_shard(cli, stream, only, err, sizeof(err)), 0, "%s", err);
 }
 
 static void split_widest(const char *stream) {
@@ -161,23 +121,9 @@ static void split_widest(const char *stream) {
 
 /* Merges the two adjacent open shards with the lowest hash keys. */
 static void merge_lowest(const char *stream) {
-  struct weir_kinesis_shard_list l = list_shards(cli, stream);
-  const struct weir_kinesis_shard *a = NULL, *b = NULL;
-  int rc;
+  char err[512];
 
-  for (size_t i = 0; i < l.len; i++)
-    if (l.v[i].ending_seq[0] == '\0' && dec_to_u128(l.v[i].hash_range.start) == 0)
-      a = &l.v[i];
-  cr_assert_not_null(a, "no open shard starting at hash key 0");
-  for (size_t i = 0; i < l.len; i++)
-    if (l.v[i].ending_seq[0] == '\0' &&
-        dec_to_u128(l.v[i].hash_range.start) == dec_to_u128(a->hash_range.end) + 1)
-      b = &l.v[i];
-  cr_assert_not_null(b, "no open shard adjacent to %s", a->shard_id);
-  rc = weir__kinesis_merge_shards(cli, stream, a->shard_id, b->shard_id);
-  cr_assert_eq(rc, 0, "MergeShards %s + %s: %s", a->shard_id, b->shard_id,
-               weir__kinesis_last_error(cli)->message);
-  cr_assert_eq(weir__kinesis_wait_active(cli, stream, 30000), 0);
+  cr_assert_eq(weir_test_merge_lowest(cli, stream, err, sizeof(err)), 0, "%s", err);
 }
 
 static void update_shard_count(const char *stream, uint32_t target) {
