@@ -8,8 +8,12 @@
  *                cost (emitting, batch copies, the channel, hashing) that every windowed run
  *                pays too
  *   window       source -> assign_timestamps -> key_by => window count -> sink (2 threads:
- *                source chain and window task, one hash channel)
- *   window+ckpt  the same with a checkpoint every second (LMDB under $TMPDIR)
+ *                source chain and window task with the sink chained, one hash channel)
+ *   window+ckpt  the same with a checkpoint every second (LMDB under /tmp), over 5 N records
+ *                (the sequence goes on: event time i, key k<i mod K; WEIR_BENCH_CKPT_ROUNDS
+ *                changes the 5): N records take under a second, so a run of N completed no
+ *                checkpoint. Prints the checkpoints completed and their trigger-to-complete
+ *                p50/p99
  *   json         the source emits {"k":"k<id>","ts":<ms>,"v":<i>}; json_key_by and
  *                assign_timestamps read the fields; records/s and MB/s of JSON input
  *   scanner      (info) weir's in-place scanner (operators/json_scan.c) on the same documents:
@@ -26,6 +30,11 @@
  * The line under "window" splits the CPU per record into what the job costs without a window
  * and what the window operator adds (the difference of the two runs' CPU time; on a loaded
  * machine it moves by +-10 ns from run to run, and is meaningless when either run was starved).
+ * The next line gives the CPU per record of each of the window run's two threads (read with
+ * CLOCK_THREAD_CPUTIME_ID by the source at its last poll and by the sink at its last result):
+ * running in parallel, the slower one bounds the wall rate, whatever the load elsewhere.
+ * WEIR_BENCH_ONLY=nowin|window|ckpt|json runs the bare map and that run only and prints one
+ * line (for `perf record`, or to compare two builds run after one another).
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -51,6 +60,14 @@ static double cpu_s(void) {
          (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+/* CPU seconds of the calling thread. */
+static double thread_cpu_s(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static double now_s(void) {
   struct timespec ts;
 
@@ -59,6 +76,10 @@ static double now_s(void) {
 }
 
 static uint64_t n_records = 10000000;
+/* The checkpointed run goes on for ckpt_rounds * n_records records (the same sequence, event
+ * time continuing): 10 M records take under a second, too short for checkpoints every second. */
+static uint64_t ckpt_rounds = 5;
+static uint64_t run_records;             /* records of the run in progress */
 static weir_checkpoint_stats ckpt_stats; /* of the window+ckpt run */
 static uint32_t n_keys = 100000;
 static int64_t win_ms;
@@ -127,6 +148,7 @@ static double bare_map(uint64_t *total) {
 struct sum_sink {
   uint64_t count; /* sum of the "count" fields of every result */
   uint64_t results;
+  double cpu; /* CPU seconds of the sink's thread when the count reached run_records */
 };
 
 static int sum_cb(void *data, int subtask, const weir_record *recs, size_t n) {
@@ -136,15 +158,17 @@ static int sum_cb(void *data, int subtask, const weir_record *recs, size_t n) {
   (void)subtask;
   if (s->results == UINT64_MAX) { /* no window: count the records themselves */
     s->count += n;
-    return 0;
-  }
-  for (i = 0; i < n; i++) {
-    const char *p = memmem(recs[i].value.ptr, recs[i].value.len, "\"count\":", 8);
+  } else {
+    for (i = 0; i < n; i++) {
+      const char *p = memmem(recs[i].value.ptr, recs[i].value.len, "\"count\":", 8);
 
-    if (p != NULL)
-      s->count += strtoull(p + 8, NULL, 10);
+      if (p != NULL)
+        s->count += strtoull(p + 8, NULL, 10);
+    }
+    s->results += n;
   }
-  s->results += n;
+  if (s->count == run_records) /* the last records or results: the thread's work is done */
+    s->cpu = thread_cpu_s();
   return 0;
 }
 
@@ -209,6 +233,7 @@ static long json_value(void *data, uint64_t i, uint8_t *buf, size_t cap) {
 struct bench_src {
   bool json;
   uint64_t next;
+  double cpu; /* CPU seconds of the source's thread at its last poll */
   char buf[96];
 };
 
@@ -216,7 +241,7 @@ static int src_poll(weir_ctx *ctx, void *inst) {
   struct bench_src *s = inst;
   int k, rc;
 
-  for (k = 0; k < 256 && s->next < n_records; k++, s->next++) {
+  for (k = 0; k < 256 && s->next < run_records; k++, s->next++) {
     weir_record r = weir_record_init();
 
     if (s->json) {
@@ -234,22 +259,30 @@ static int src_poll(weir_ctx *ctx, void *inst) {
     if ((rc = weir_emit(ctx, &r)) != 0)
       return rc;
   }
-  return s->next < n_records ? 0 : WEIR_EOF;
+  if (s->next < run_records)
+    return 0;
+  s->cpu = thread_cpu_s();
+  return WEIR_EOF;
 }
 
 enum mode { M_WINDOW, M_CKPT, M_JSON, M_NOWIN };
 
+/* CPU seconds of the source chain's thread and of the sink's thread (the window task's in the
+ * windowed runs, where the sink is chained to the window) of the last run. */
+static double thr_src, thr_sink;
+
 static int run_job(enum mode m, double *secs, double *cpu, uint64_t *counted) {
-  struct bench_src bs = {m == M_JSON, 0, {0}};
+  struct bench_src bs = {m == M_JSON, 0, 0.0, {0}};
   weir_operator so = {0};
   weir_watermark_config wc = {0};
   weir_window_config w = {0};
-  struct sum_sink sink = {0, m == M_NOWIN ? UINT64_MAX : 0};
+  struct sum_sink sink = {0, m == M_NOWIN ? UINT64_MAX : 0, 0.0};
   weir_job *job = NULL;
   char dir[] = "/tmp/weir-bench-win-XXXXXX";
   int src, ts, key, win, rc;
   double t0, c0;
 
+  run_records = m == M_CKPT ? n_records * ckpt_rounds : n_records;
   so.poll = src_poll;
   wc.from = m == M_JSON ? WEIR_TS_FROM_JSON_FIELD : WEIR_TS_FROM_RECORD;
   wc.json_field = "ts";
@@ -290,6 +323,8 @@ static int run_job(enum mode m, double *secs, double *cpu, uint64_t *counted) {
   if (m == M_CKPT)
     weir_job_checkpoint_stats(job, &ckpt_stats);
   *counted = sink.count;
+  thr_src = bs.cpu;
+  thr_sink = sink.cpu;
   if (rc != 0)
     fprintf(stderr, "bench_windows: %s\n", weir_job_error(job));
 out:
@@ -359,17 +394,29 @@ static double json_bytes(uint64_t n) {
   return b;
 }
 
+/* WEIR_BENCH_ONLY=<run> (nowin, window, ckpt or json): the bare map and that run only, for
+ * profiling one of them (perf record); prints one line instead of the table. */
+static const char *only;
+
+static bool want(const char *run) {
+  return only == NULL || strcmp(only, run) == 0;
+}
+
 int main(int argc, char **argv) {
   const char *e;
-  double t_bare, t_win, t_ckpt, t_json, t_jan, t_scan, t_nowin, jan_bytes, mb;
-  double c_bare, cp_win, cp_ckpt, cp_json, cp_nowin;
+  double t_bare, t_win = 0, t_ckpt = 0, t_json = 0, t_jan, t_scan, t_nowin = 0, jan_bytes, mb;
+  double n_ckpt, c_bare, cp_win = 0, cp_ckpt = 0, cp_json = 0, cp_nowin = 0, th_win_src,
+                         th_win_task;
   uint64_t total = 0, c_win = 0, c_ckpt = 0, c_json = 0, c_nowin = 0, jan_n;
   int bad = 0;
 
   if ((e = getenv("WEIR_BENCH_RECORDS")) != NULL)
     n_records = strtoull(e, NULL, 10);
+  if ((e = getenv("WEIR_BENCH_CKPT_ROUNDS")) != NULL && strtoull(e, NULL, 10) > 0)
+    ckpt_rounds = strtoull(e, NULL, 10);
   if ((e = getenv("WEIR_BENCH_KEYS")) != NULL)
     n_keys = (uint32_t)strtoul(e, NULL, 10);
+  only = getenv("WEIR_BENCH_ONLY");
   if (argc > 1)
     n_records = strtoull(argv[1], NULL, 10);
   if (argc > 2)
@@ -390,14 +437,29 @@ int main(int argc, char **argv) {
   c_bare = cpu_s() - c_bare;
   if (total != n_records)
     bad = 1;
-  if (run_job(M_NOWIN, &t_nowin, &cp_nowin, &c_nowin) != 0 || c_nowin != n_records)
+  if (want("nowin") &&
+      (run_job(M_NOWIN, &t_nowin, &cp_nowin, &c_nowin) != 0 || c_nowin != n_records))
     bad = 1;
-  if (run_job(M_WINDOW, &t_win, &cp_win, &c_win) != 0 || c_win != n_records)
+  if (want("window") && (run_job(M_WINDOW, &t_win, &cp_win, &c_win) != 0 || c_win != n_records))
     bad = 1;
-  if (run_job(M_CKPT, &t_ckpt, &cp_ckpt, &c_ckpt) != 0 || c_ckpt != n_records)
+  th_win_src = thr_src;
+  th_win_task = thr_sink;
+  if (want("ckpt") &&
+      (run_job(M_CKPT, &t_ckpt, &cp_ckpt, &c_ckpt) != 0 || c_ckpt != n_records * ckpt_rounds))
     bad = 1;
-  if (run_job(M_JSON, &t_json, &cp_json, &c_json) != 0 || c_json != n_records)
+  if (want("json") && (run_job(M_JSON, &t_json, &cp_json, &c_json) != 0 || c_json != n_records))
     bad = 1;
+  if (only != NULL) { /* profiling one run: no table */
+    double t = t_nowin + t_win + t_ckpt / ckpt_rounds + t_json,
+           c = cp_nowin + cp_win + cp_ckpt / ckpt_rounds + cp_json;
+
+    printf("%s: %.2f Mrec/s = %.1f%% of bare (%.2f Mrec/s), CPU ns per record %.1f (bare %.1f; "
+           "source thread %.1f, sink thread %.1f)\n",
+           only, n_records / t / 1e6, 100.0 * t_bare / t, n_records / t_bare / 1e6,
+           1e9 * c / (double)n_records, 1e9 * c_bare / (double)n_records,
+           1e9 * thr_src / (double)run_records, 1e9 * thr_sink / (double)run_records);
+    return bad;
+  }
   jan_n = n_records / 4;
   t_jan = jansson_parse(jan_n, &jan_bytes);
   t_scan = scanner_parse(jan_n);
@@ -419,10 +481,17 @@ int main(int argc, char **argv) {
          "%.0f (window run minus no-window run: the part the window adds)\n",
          "", 1e9 * c_bare / (double)n_records, 1e9 * cp_nowin / (double)n_records,
          1e9 * (cp_win - cp_nowin) / (double)n_records);
-  printf("%-12s %10.2f %10s %11.1f%% %12.2f %11.1f%%\n", "window+ckpt", n_records / t_ckpt / 1e6,
-         "", 100.0 * t_bare / t_ckpt, CPU_COLS(cp_ckpt));
-  printf("%12s checkpoints completed: %" PRIu64 ", p50 %.1f ms, p99 %.1f ms\n", "",
-         ckpt_stats.completed, ckpt_stats.p50_duration_us / 1e3, ckpt_stats.p99_duration_us / 1e3);
+  printf("%12s CPU ns per record by thread: source chain %.0f, window task (with the sink) %.0f; "
+         "run in parallel, the slower one sets the pace\n",
+         "", 1e9 * th_win_src / (double)n_records, 1e9 * th_win_task / (double)n_records);
+  n_ckpt = (double)(n_records * ckpt_rounds);
+  printf("%-12s %10.2f %10s %11.1f%% %12.2f %11.1f%%  (%.0f M records, a checkpoint every 1 s)\n",
+         "window+ckpt", n_ckpt / t_ckpt / 1e6, "", 100.0 * (n_ckpt / t_ckpt) / (n_records / t_bare),
+         n_ckpt / cp_ckpt / 1e6, 100.0 * (n_ckpt / cp_ckpt) / (n_records / c_bare), n_ckpt / 1e6);
+  printf("%12s checkpoints completed: %" PRIu64 " in %.1f s, trigger to complete p50 %.1f ms, "
+         "p99 %.1f ms\n",
+         "", ckpt_stats.completed, t_ckpt, ckpt_stats.p50_duration_us / 1e3,
+         ckpt_stats.p99_duration_us / 1e3);
   printf("%-12s %10.2f %10.1f %11.1f%% %12.2f %11.1f%%\n", "json", n_records / t_json / 1e6,
          mb / t_json, 100.0 * t_bare / t_json, CPU_COLS(cp_json));
   printf("%-12s %10.2f %10.1f %12s  (parse + 2 field lookups only, 1 thread, %" PRIu64
@@ -433,8 +502,9 @@ int main(int argc, char **argv) {
   if (bad) {
     fprintf(stderr,
             "bench_windows: a run failed or its counts do not add up (bare %" PRIu64
-            ", window %" PRIu64 ", ckpt %" PRIu64 ", json %" PRIu64 ", expected %" PRIu64 ")\n",
-            total, c_win, c_ckpt, c_json, n_records);
+            ", window %" PRIu64 ", ckpt %" PRIu64 " (of %" PRIu64 "), json %" PRIu64
+            ", expected %" PRIu64 ")\n",
+            total, c_win, c_ckpt, n_records * ckpt_rounds, c_json, n_records);
     return 1;
   }
   return 0;
