@@ -126,7 +126,10 @@ static int route(struct task *t, struct weir_ctx *x, const weir_record *rec) {
 
     switch (o->part) {
     case WEIR_PART_HASH:
-      d = weir__key_group_subtask(weir__key_group(rec->key, max_par), max_par, o->n_targets);
+      /* One target owns every key group: no need to hash the key to find it. */
+      d = o->n_targets == 1
+              ? 0
+              : weir__key_group_subtask(weir__key_group(rec->key, max_par), max_par, o->n_targets);
       rc = out_append(t, x, o, d, rec);
       break;
     case WEIR_PART_REBALANCE:
