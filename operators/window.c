@@ -59,10 +59,9 @@ static int load(struct win_inst *w, weir_buf key, uint64_t h, size_t *n) {
   }
   if (rc != 0)
     return rc;
-  if (v.len % w->op->slot_size != 0 || v.len / w->op->slot_size > WEIR__WIN_MAX_SLOTS)
+  if (!n_slots(w->op, v.len, n) || *n > WEIR__WIN_MAX_SLOTS)
     return WEIR_EPARSE; /* state written by another configuration of this operator */
   memcpy(w->slots, v.ptr, v.len);
-  *n = v.len / w->op->slot_size;
   return 0;
 }
 
@@ -97,6 +96,8 @@ static int win_open(weir_ctx *ctx, void *data, void **inst) {
   *inst = w;
   w->op = o;
   w->wm = INT64_MIN;
+  w->fired_upto = INT64_MIN;
+  w->pane_lo = w->pane_hi = 0;
   weir__timers_init(&w->timers, o->cfg.max_open_windows);
   w->slots = malloc((WEIR__WIN_MAX_SLOTS + 1) * o->slot_size); /* + 1: room to insert a session */
   w->user_res = o->has_user ? malloc(WEIR__WIN_USER_RESULT_MAX) : NULL;
@@ -172,6 +173,20 @@ static int get_slot(weir_ctx *ctx, struct win_inst *w, weir_buf key, size_t *n, 
   return 0;
 }
 
+/*
+ * Prefetching in win_process: stages 1 and 2 (entry, then key and value bytes) pay for
+ * themselves when records' state lies all over memory, and only cost (each stage reloads what
+ * the one before fetched: about 12 ns per record at 100 K keys) when consecutive records' state
+ * bytes follow each other, as when keys come round in the order they were first seen: the
+ * hardware prefetcher streams those already. `seq` counts up for each record whose bytes lie
+ * at most SEQ_NEAR bytes after the previous record's and down by SEQ_MISS otherwise; at
+ * SEQ_ON or more only the index slot (random either way) is prefetched.
+ */
+#define SEQ_NEAR 256
+#define SEQ_MISS 8
+#define SEQ_ON 32
+#define SEQ_MAX 64
+
 /* The common case: every window of the record exists already; update the accumulators in the
  * state entry itself (one lookup, no copy). Returns 1 when done, 0 to take the general path,
  * 2 when the key has no windows at all, or a negative error. */
@@ -184,17 +199,24 @@ static int update_in_place(weir_ctx *ctx, struct win_inst *w, const weir_record 
   struct slot_hdr hdr;
   uint8_t *p;
   size_t len, n, i, j, next_free = 0;
+  int64_t until = INT64_MIN; /* the pending cleanup of an all-free entry, or INT64_MIN */
+  bool any_claim = false;
   int rc;
 
   rc = weir__value_state_get_mut_h(w->st, r->key, kh, &p, &len);
   if (rc == WEIR_ENOTFOUND)
     return 2;
-  if (rc != 0 || len % o->slot_size != 0)
+  if (rc != 0 || !n_slots(o, len, &n))
     return 0;
+  /* Keys whose state bytes follow each other in memory (win_process, SEQ_*). */
+  if ((uintptr_t)p - (uintptr_t)w->last_val <= SEQ_NEAR)
+    w->seq += w->seq < SEQ_MAX;
+  else
+    w->seq = w->seq > SEQ_MISS ? w->seq - SEQ_MISS : 0;
+  w->last_val = p;
   /* The entry's bytes follow its key in the state's slab: not aligned, so slots are read and
    * written with memcpy, and worked on in the aligned w->slots[0]. First pass: find each
    * window, or a free slot to take over for it; anything else goes the general way. */
-  n = len / o->slot_size;
   for (i = 0; i < n_win; i++) {
     int64_t end = starts[i] + c->size_ms;
 
@@ -215,11 +237,25 @@ static int update_in_place(weir_ctx *ctx, struct win_inst *w, const weir_record 
       }
       if (found[i] == NULL)
         return 0; /* the entry must grow */
-      claim[i] = true;
+      claim[i] = any_claim = true;
     } else if (hdr.state == WEIR__SLOT_OPEN && c->time == WEIR_TIME_EVENT && w->wm != INT64_MIN &&
                hdr.end - 1 <= w->wm) {
       return 0; /* an open window to fire at once */
     }
+  }
+  if (any_claim) {
+    /* A key whose slots are all free has a cleanup timer pending (fire_key, free_until): a
+     * window due at that very time is visited by it and needs no timer of its own. */
+    int64_t dead_at = INT64_MIN;
+
+    for (j = 0; j < n; j++) {
+      memcpy(&hdr, p + j * o->slot_size, sizeof(hdr));
+      if (hdr.state != WEIR__SLOT_FREE)
+        break;
+      dead_at = slot_due(o, &hdr) > dead_at ? slot_due(o, &hdr) : dead_at;
+    }
+    if (j == n && (until = free_until(o, dead_at)) <= w->fired_upto)
+      until = INT64_MIN; /* already popped */
   }
   for (i = 0; i < n_win; i++) {
     struct slot_hdr *h = slot_at(w, 0);
@@ -227,7 +263,7 @@ static int update_in_place(weir_ctx *ctx, struct win_inst *w, const weir_record 
     if (!claim[i] && !o->has_user) {
       /* The usual record: a built-in accumulator is updated in the entry itself (a user
        * aggregate gets an aligned copy below). */
-      weir__win_builtin_add(found[i] + sizeof(struct slot_hdr), num);
+      weir__win_builtin_add(found[i] + sizeof(struct slot_hdr), num, !o->needs_number);
       memcpy(&hdr, found[i], sizeof(hdr));
       if (hdr.state == WEIR__SLOT_FIRED) {
         slot_copy(o, h, found[i]);
@@ -242,7 +278,7 @@ static int update_in_place(weir_ctx *ctx, struct win_inst *w, const weir_record 
       h->end = starts[i] + c->size_ms;
       h->state = WEIR__SLOT_OPEN;
       weir__win_acc_create(o, slot_acc(h));
-      if ((rc = weir__win_add_timer(ctx, w, h->end - 1, r->key)) != 0)
+      if (h->end - 1 != until && (rc = weir__win_add_timer(ctx, w, h->end - 1, r->key)) != 0)
         return rc;
     } else {
       slot_copy(o, h, found[i]);
@@ -363,7 +399,11 @@ static int process_one(weir_ctx *ctx, struct win_inst *w, const weir_record *r, 
   /* The windows containing ts, newest first: starts first, first - slide, ... > ts - size;
    * those past their allowed lateness are gone. */
   step = c->kind == WEIR_WINDOW_SLIDING ? c->slide_ms : c->size_ms;
-  first = floor_div(ts, step) * step;
+  if (ts < w->pane_lo || ts >= w->pane_hi) {
+    w->pane_lo = floor_div(ts, step) * step;
+    w->pane_hi = w->pane_lo > INT64_MAX - step ? INT64_MAX : w->pane_lo + step;
+  }
+  first = w->pane_lo;
   for (start = first; start > ts - c->size_ms; start -= step) {
     int64_t end = start + c->size_ms;
 
@@ -436,9 +476,9 @@ static int win_process(weir_ctx *ctx, void *inst, const weir_record *recs, size_
       kh[i % PREFETCH_RING] = weir__state_key_hash(recs[i].key);
       weir__value_state_prefetch(w->st, kh[i % PREFETCH_RING], 0);
     }
-    if (i >= PREFETCH_DIST && i - PREFETCH_DIST < n)
+    if (w->seq < SEQ_ON && i >= PREFETCH_DIST && i - PREFETCH_DIST < n)
       weir__value_state_prefetch(w->st, kh[(i - PREFETCH_DIST) % PREFETCH_RING], 1);
-    if (i >= 2 * PREFETCH_DIST && i - 2 * PREFETCH_DIST < n)
+    if (w->seq < SEQ_ON && i >= 2 * PREFETCH_DIST && i - 2 * PREFETCH_DIST < n)
       weir__value_state_prefetch(w->st, kh[(i - 2 * PREFETCH_DIST) % PREFETCH_RING], 2);
     if (i >= ahead &&
         (rc = process_one(ctx, w, &recs[i - ahead], kh[(i - ahead) % PREFETCH_RING])) != 0)
@@ -557,6 +597,7 @@ int weir_job_window(weir_job *job, int upstream, const char *name, const weir_wi
       goto nomem;
     o->cfg.value_field = o->value_field;
   }
+  _Static_assert(sizeof(struct builtin_acc) % 8 == 0, "n_slots assumes WEIR__WIN_BUILTIN_SLOT");
   o->slot_size = sizeof(struct slot_hdr) + ((o->acc_size + 7) & ~(size_t)7);
   o->lateness = cfg->time == WEIR_TIME_EVENT ? cfg->allowed_lateness_ms : 0;
   o->span = cfg->kind == WEIR_WINDOW_SESSION ? cfg->gap_ms : cfg->size_ms;

@@ -46,7 +46,7 @@ void weir__win_acc_merge(const struct win_op *o, void *dst, const void *src) {
 int weir__win_acc_add(const struct win_op *o, void *acc, const weir_record *r, double num) {
   if (o->has_user)
     return o->user.add(o->user.data, acc, r);
-  weir__win_builtin_add(acc, num);
+  weir__win_builtin_add(acc, num, !o->needs_number);
   return 0;
 }
 
@@ -86,21 +86,34 @@ static int out_reserve(weir_ctx *ctx, struct win_inst *w, size_t need) {
   return 0;
 }
 
-/* Writes v in decimal at p; returns the length. */
+/* Writes v in decimal at p (room for 20 bytes); returns the length. Two digits per step,
+ * written in place from the last one: building the digits in a buffer and copying them made
+ * the copy's loads wait for the byte stores before them (a store-forwarding stall per result). */
 static size_t put_i64(char *p, int64_t v) {
-  char tmp[24];
-  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-  size_t n = 0, len = 0;
+  static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233"
+                              "34353637383940414243444546474849505152535455565758596061626364656667"
+                              "6869707172737475767778798081828384858687888990919293949596979899";
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v, t;
+  size_t len = 0, digits = 1;
+  char *q;
 
-  do {
-    tmp[n++] = (char)('0' + u % 10);
-    u /= 10;
-  } while (u != 0);
   if (v < 0)
     p[len++] = '-';
-  while (n > 0)
-    p[len++] = tmp[--n];
-  return len;
+  for (t = u; t >= 10; t /= 10)
+    digits++;
+  q = p + len + digits;
+  while (u >= 100) {
+    q -= 2;
+    memcpy(q, pairs + (u % 100) * 2, 2);
+    u /= 100;
+  }
+  if (u >= 10) {
+    q -= 2;
+    memcpy(q, pairs + u * 2, 2);
+  } else {
+    *--q = (char)('0' + u);
+  }
+  return len + digits;
 }
 
 int weir__win_emit_result(weir_ctx *ctx, struct win_inst *w, weir_buf key, struct slot_hdr *h,
@@ -123,12 +136,17 @@ int weir__win_emit_result(weir_ctx *ctx, struct win_inst *w, weir_buf key, struc
   WEIR_ASSERT(n > 0);
   len += (size_t)n;
   if (o->cfg.kind != WEIR_WINDOW_GLOBAL) {
-    memcpy(w->out + len, ",\"window_start\":", 16);
-    len += 16;
-    len += put_i64(w->out + len, h->start);
-    memcpy(w->out + len, ",\"window_end\":", 14);
-    len += 14;
-    len += put_i64(w->out + len, h->end);
+    if (w->se_len == 0 || h->start != w->se_start || h->end != w->se_end) {
+      memcpy(w->se, ",\"window_start\":", 16);
+      w->se_len = 16 + put_i64(w->se + 16, h->start);
+      memcpy(w->se + w->se_len, ",\"window_end\":", 14);
+      w->se_len += 14;
+      w->se_len += put_i64(w->se + w->se_len, h->end);
+      w->se_start = h->start;
+      w->se_end = h->end;
+    }
+    memcpy(w->out + len, w->se, w->se_len);
+    len += w->se_len;
   }
   if (o->has_user) {
     PUT(",");

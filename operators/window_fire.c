@@ -30,6 +30,7 @@ static int rebuild_cb(void *data, weir_buf key, weir_buf val) {
   struct rebuild *rb = data;
   const struct win_op *o = rb->w->op;
   size_t i, live = 0;
+  int64_t dead_at = INT64_MIN;
   int rc;
 
   if (val.len % o->slot_size != 0)
@@ -38,14 +39,17 @@ static int rebuild_cb(void *data, weir_buf key, weir_buf val) {
     struct slot_hdr h;
 
     memcpy(&h, val.ptr + i * o->slot_size, sizeof(h));
-    if (h.state == WEIR__SLOT_FREE)
+    if (h.state == WEIR__SLOT_FREE) {
+      dead_at = slot_due(o, &h) > dead_at ? slot_due(o, &h) : dead_at;
       continue;
+    }
     live++;
     if ((rc = weir__win_add_timer(rb->ctx, rb->w, slot_due(o, &h), key)) != 0)
       return rc;
   }
-  /* Only free slots: an entry kept for reuse; its first visit removes it. */
-  return live > 0 ? 0 : weir__win_add_timer(rb->ctx, rb->w, INT64_MIN + 1, key);
+  /* Only free slots: an entry kept for reuse, with the cleanup timer fire_key set when it
+   * became all free (window_int.h, free_until). */
+  return live > 0 ? 0 : weir__win_add_timer(rb->ctx, rb->w, free_until(o, dead_at), key);
 }
 
 /* After a restore the state holds windows the index does not know: register their timers. */
@@ -67,15 +71,18 @@ int weir__win_ensure_rebuilt(weir_ctx *ctx, struct win_inst *w) {
 /*
  * Fires and cleans up the due slots of one key; `limit` is the clock. Works in the state entry
  * itself (one lookup): fired slots are marked, purged ones become free. A key left with only
- * free slots is kept one window length (most keys come back in the next window, which then
- * takes a free slot over in place); a visit that finds only free slots removes it, so dead
- * keys cost memory for one window length at most.
+ * free slots is kept one window length after its newest window was purged (free_until: most
+ * keys come back in the next window, which then takes a free slot over in place), with a timer
+ * at that time; a visit then that still finds only free slots removes it, so a dead key costs
+ * memory for one window length at most. A visit that finds only free slots earlier (a timer
+ * of an older slot) leaves the entry alone: its cleanup timer is still pending.
  */
 static int fire_key(weir_ctx *ctx, struct win_inst *w, weir_buf key, uint64_t kh, int64_t limit) {
   const struct win_op *o = w->op;
   struct slot_hdr hdr;
   bool had_live = false;
   size_t i, n, live = 0, len;
+  int64_t dead_at = INT64_MIN, until;
   uint8_t *p;
   int rc = weir__value_state_get_mut_h(w->st, key, kh, &p, &len);
 
@@ -83,16 +90,17 @@ static int fire_key(weir_ctx *ctx, struct win_inst *w, weir_buf key, uint64_t kh
     return 0;
   if (rc != 0)
     return rc;
-  if (len % o->slot_size != 0)
+  if (!n_slots(o, len, &n))
     return WEIR_EPARSE;
-  n = len / o->slot_size;
   for (i = 0; i < n; i++) {
     uint8_t *sp = p + i * o->slot_size;
     bool newly = false;
 
     memcpy(&hdr, sp, sizeof(hdr));
-    if (hdr.state == WEIR__SLOT_FREE)
+    if (hdr.state == WEIR__SLOT_FREE) {
+      dead_at = slot_due(o, &hdr) > dead_at ? slot_due(o, &hdr) : dead_at;
       continue;
+    }
     had_live = true;
     if (hdr.state == WEIR__SLOT_OPEN && hdr.end - 1 <= limit) {
       memcpy(w->slots, sp, o->slot_size); /* aligned copy; emitting writes no state */
@@ -104,6 +112,7 @@ static int fire_key(weir_ctx *ctx, struct win_inst *w, weir_buf key, uint64_t kh
     if (hdr.state == WEIR__SLOT_FIRED && slot_due(o, &hdr) <= limit) {
       hdr.state = WEIR__SLOT_FREE; /* past its allowed lateness: purge */
       memcpy(sp, &hdr, sizeof(hdr));
+      dead_at = slot_due(o, &hdr) > dead_at ? slot_due(o, &hdr) : dead_at;
       continue;
     }
     if (newly)
@@ -117,12 +126,10 @@ static int fire_key(weir_ctx *ctx, struct win_inst *w, weir_buf key, uint64_t kh
   }
   if (live > 0 || o->cfg.kind == WEIR_WINDOW_GLOBAL)
     return 0;
-  if (!had_live) {
-    rc = weir__value_state_remove_h(w->st, key, kh);
-    return rc == WEIR_ENOTFOUND ? 0 : rc;
-  }
-  return weir__win_add_timer(ctx, w, limit > INT64_MAX - o->span ? INT64_MAX : limit + o->span,
-                             key);
+  if ((until = free_until(o, dead_at)) > limit)
+    return had_live ? weir__win_add_timer(ctx, w, until, key) : 0;
+  rc = weir__value_state_remove_h(w->st, key, kh);
+  return rc == WEIR_ENOTFOUND ? 0 : rc;
 }
 
 /*
@@ -176,6 +183,8 @@ int weir__win_fire_until(weir_ctx *ctx, struct win_inst *w, int64_t limit) {
   struct weir__bucket b;
   int rc = 0;
 
+  if (limit > w->fired_upto)
+    w->fired_upto = limit;
   while (rc == 0 && weir__timers_pop(&w->timers, limit, &b)) {
     rc = fire_bucket(ctx, w, &b, limit);
     weir__timers_recycle(&w->timers, &b);

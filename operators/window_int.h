@@ -109,10 +109,19 @@ struct win_inst {
   struct weir__timers timers;
   weir_metric *late;
   weir_metric *bad;
-  int64_t wm; /* event time: the input watermark; INT64_MIN = none yet */
+  int64_t wm;         /* event time: the input watermark; INT64_MIN = none yet */
+  int64_t fired_upto; /* largest limit fire_until ran with: timers later than it are pending */
+  int64_t pane_lo;    /* [pane_lo, pane_hi): the timestamps whose newest window starts at pane_lo */
+  int64_t pane_hi;    /* (records come mostly in order: no division per record); empty at first */
+  const uint8_t *last_val; /* the state bytes the previous record updated in place */
+  int seq;                 /* how sequential those bytes have been of late (win_process) */
   bool rebuilt;
   uint8_t *slots; /* one key's slots while worked on: (WEIR__WIN_MAX_SLOTS + 1) * slot_size bytes */
-  char *out;      /* one result */
+  char se[80];    /* `,"window_start":S,"window_end":E` of se_start, se_end (the results of */
+  size_t se_len;  /* one firing share them: formatted once); se_len 0 = none yet */
+  int64_t se_start;
+  int64_t se_end;
+  char *out; /* one result */
   size_t out_cap;
   char *user_res; /* WEIR__WIN_USER_RESULT_MAX bytes */
 };
@@ -125,6 +134,19 @@ static inline void *slot_acc(struct slot_hdr *h) {
   return (uint8_t *)h + sizeof(*h);
 }
 
+/* A slot of the built-in accumulator: a constant the compiler divides by without a division
+ * instruction (n_slots below runs once per record and per firing). */
+#define WEIR__WIN_BUILTIN_SLOT (sizeof(struct slot_hdr) + sizeof(struct builtin_acc))
+
+/* The number of slots in `len` state bytes into *n; false when `len` is not a whole number of
+ * slots (state written by another configuration). */
+static inline bool n_slots(const struct win_op *o, size_t len, size_t *n) {
+  size_t size = o->has_user ? o->slot_size : WEIR__WIN_BUILTIN_SLOT;
+
+  *n = len / size;
+  return len % size == 0;
+}
+
 /* When a slot next needs attention: its firing, or (fired) its cleanup. */
 static inline int64_t slot_due(const struct win_op *o, const struct slot_hdr *h) {
   if (h->state == WEIR__SLOT_OPEN)
@@ -132,19 +154,38 @@ static inline int64_t slot_due(const struct win_op *o, const struct slot_hdr *h)
   return h->end - 1 > INT64_MAX - o->lateness ? INT64_MAX : h->end - 1 + o->lateness;
 }
 
-/* Adds `num` to a built-in accumulator at `acc` (any alignment: copied in and out). Inline: the
- * window operator calls it once per record. */
-static inline void weir__win_builtin_add(void *acc, double num) {
-  struct builtin_acc a;
+/* When an entry whose slots are all free may be removed: one window length (or session gap)
+ * after the newest of them was purged (`dead_at`: the largest slot_due of its free slots). An
+ * entry that becomes all free registers a timer at this time; a record that takes one of its
+ * free slots over for a window due at exactly this time needs no timer of its own. */
+static inline int64_t free_until(const struct win_op *o, int64_t dead_at) {
+  return dead_at > INT64_MAX - o->span ? INT64_MAX : dead_at + o->span;
+}
 
-  memcpy(&a, acc, sizeof(a));
-  if (a.count == 0 || num < a.min)
-    a.min = num;
-  if (a.count == 0 || num > a.max)
-    a.max = num;
-  a.count++;
-  a.sum += num;
-  memcpy(acc, &a, sizeof(a));
+/* Adds `num` to a built-in accumulator at `acc` (any alignment). Inline: the window operator
+ * calls it once per record. Each field is loaded and stored on its own: copying the whole
+ * struct in and out made the compiler store fields one by one and then reload them as 16-byte
+ * pairs, a store-forwarding stall on every record. With `count_only` (no aggregate reads a
+ * number, so `num` is always 0) sum, min and max stay 0 whatever is added, and are left alone. */
+static inline void weir__win_builtin_add(void *acc, double num, bool count_only) {
+  uint8_t *p = acc;
+  int64_t count;
+  double v;
+
+  memcpy(&count, p + offsetof(struct builtin_acc, count), sizeof(count));
+  if (!count_only) {
+    memcpy(&v, p + offsetof(struct builtin_acc, min), sizeof(v));
+    if (count == 0 || num < v)
+      memcpy(p + offsetof(struct builtin_acc, min), &num, sizeof(num));
+    memcpy(&v, p + offsetof(struct builtin_acc, max), sizeof(v));
+    if (count == 0 || num > v)
+      memcpy(p + offsetof(struct builtin_acc, max), &num, sizeof(num));
+    memcpy(&v, p + offsetof(struct builtin_acc, sum), sizeof(v));
+    v += num;
+    memcpy(p + offsetof(struct builtin_acc, sum), &v, sizeof(v));
+  }
+  count++;
+  memcpy(p + offsetof(struct builtin_acc, count), &count, sizeof(count));
 }
 
 /* window_agg.c: accumulators and results. */

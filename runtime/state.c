@@ -85,6 +85,8 @@ struct chunk {
 
 struct weir__keyed_backend {
   int max_par;
+  uint32_t kg_mask; /* max_par - 1 when max_par is a power of two (key group = hash & mask,
+                       no division per lookup), else 0 */
   uint32_t kg_first, kg_last;
   size_t max_bytes;
   size_t bytes; /* charged so far */
@@ -578,7 +580,7 @@ static int locate_h(const struct kstate *s, weir_buf key, uint64_t h, uint32_t *
 
   if ((rc = check_buf(key, "key")) != 0)
     return rc;
-  *kg = (uint32_t)(h % (uint64_t)b->max_par);
+  *kg = b->kg_mask != 0 ? (uint32_t)h & b->kg_mask : (uint32_t)(h % (uint64_t)b->max_par);
   if (*kg < b->kg_first || *kg > b->kg_last)
     return set_err(WEIR_EINVAL,
                    "keyed state '%s': key belongs to key group %u, outside this subtask's key "
@@ -992,6 +994,8 @@ int weir__keyed_backend_create(int max_parallelism, uint32_t kg_first, uint32_t 
   if ((b = calloc(1, sizeof(*b))) == NULL)
     return set_err(WEIR_ENOMEM, "keyed state: out of memory");
   b->max_par = max_parallelism;
+  if ((max_parallelism & (max_parallelism - 1)) == 0)
+    b->kg_mask = (uint32_t)max_parallelism - 1;
   b->kg_first = kg_first;
   b->kg_last = kg_last;
   b->max_bytes = max_bytes != 0 ? max_bytes : WEIR__STATE_DEFAULT_MAX_BYTES;
