@@ -36,6 +36,11 @@ void weir__kjson_lit(struct weir_kjson *b, const char *s); /* NUL-terminated lit
  * control characters. */
 void weir__kjson_str(struct weir_kjson *b, const uint8_t *s, size_t n);
 void weir__kjson_cstr(struct weir_kjson *b, const char *s);
+/* Appends one PutRecords entry, {"Data":"<base64>","PartitionKey":"<key>"} plus
+ * ,"ExplicitHashKey":"<ehk>" when ehk is not NULL (decimal digits: written as they are),
+ * preceded by a comma unless first, with one bound check for the whole entry. */
+void weir__kjson_put_entry(struct weir_kjson *b, bool first, weir_buf data, weir_buf key,
+                           const char *ehk);
 /* Appends "\"<base64 of data>\"". */
 void weir__kjson_b64(struct weir_kjson *b, const uint8_t *data, size_t n);
 void weir__kjson_i64(struct weir_kjson *b, int64_t v);

@@ -456,15 +456,8 @@ int weir__kinesis_put_records(weir_kinesis_client *c, const char *stream,
         (e->explicit_hash_key != NULL &&
          !is_decimal(e->explicit_hash_key, WEIR_KINESIS_HASH_KEY_MAX)))
       return local_error(c, op, WEIR_EINVAL, "bad PutRecords entry");
-    weir__kjson_lit(b, i == 0 ? "{\"Data\":" : ",{\"Data\":");
-    weir__kjson_b64(b, e->data.ptr, e->data.len);
-    weir__kjson_lit(b, ",\"PartitionKey\":");
-    weir__kjson_str(b, e->partition_key.ptr, e->partition_key.len);
-    if (e->explicit_hash_key != NULL) {
-      weir__kjson_lit(b, ",\"ExplicitHashKey\":");
-      weir__kjson_cstr(b, e->explicit_hash_key);
-    }
-    weir__kjson_lit(b, "}");
+    /* explicit_hash_key is decimal digits (checked above): nothing in it needs escaping. */
+    weir__kjson_put_entry(b, i == 0, e->data, e->partition_key, e->explicit_hash_key);
   }
   weir__kjson_lit(b, "]}");
   if (b->err != 0)
