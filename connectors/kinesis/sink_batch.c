@@ -36,6 +36,8 @@
 #define RETRY_POLL_MS 10
 /* Pending entries one plain request build looks at, at most (in-flight ones are not counted). */
 #define WALK_PENDING_MAX (2 * WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS)
+/* Entries ahead of the walk whose key-set slot is prefetched. */
+#define KEY_PREFETCH 8
 
 static uint32_t fnv1a32(uint32_t h, const uint8_t *p, size_t n) {
   for (size_t i = 0; i < n; i++)
@@ -118,12 +120,66 @@ bool weir__ksink_buf_fits(const struct ksub *s, size_t len) {
   return s->n_ents < s->cap_ents && arena_place(s, len, &off);
 }
 
+/* ---- the key sets of plain requests in flight ------------------------------------------------ */
+
+static bool same_key(const struct ksub *s, const struct kentry *a, const struct kentry *b) {
+  return a->hash == b->hash && a->stream == b->stream && a->key_len == b->key_len &&
+         memcmp(s->arena + a->off + a->data_len, s->arena + b->off + b->data_len, a->key_len) == 0;
+}
+
+static uint16_t kset_tag(uint32_t hash) {
+  return (uint16_t)((hash >> 16) | 1u);
+}
+
+static void kset_add(struct kslot *slot, uint32_t hash) {
+  uint16_t tag = kset_tag(hash);
+
+  for (size_t i = hash & (KSINK_KSET_SLOTS - 1);; i = (i + 1) & (KSINK_KSET_SLOTS - 1)) {
+    if (slot->kset[i] == tag)
+      return;
+    if (slot->kset[i] == 0) {
+      slot->kset[i] = tag;
+      return;
+    }
+  }
+}
+
+/* Whether an entry with e's key is in a plain request in flight. A set answers for almost
+ * every entry; a tag match (the same key, or a hash collision) is settled against the
+ * request's entries. */
+static bool key_in_flight(const struct ksub *s, const struct kentry *e) {
+  uint16_t tag = kset_tag(e->hash);
+
+  for (size_t k = 0; k < s->n_slots; k++) {
+    const struct kslot *slot = &s->slots[k];
+
+    if (!slot->keys_live)
+      continue;
+    for (size_t i = e->hash & (KSINK_KSET_SLOTS - 1); slot->kset[i] != 0;
+         i = (i + 1) & (KSINK_KSET_SLOTS - 1)) {
+      if (slot->kset[i] != tag)
+        continue;
+      for (size_t j = 0; j < slot->n_members; j++)
+        if (same_key(s, &s->ents[slot->members[j]], e))
+          return true;
+      break;
+    }
+  }
+  return false;
+}
+
 void weir__ksink_buf_push(struct ksub *s, int stream, weir_buf data, weir_buf key, weir_buf ehk,
                           const struct weir_kpl_u128 *hash_key) {
-  size_t pos = (s->head + s->n_ents) % s->cap_ents, off = 0;
-  struct kentry *e = &s->ents[pos];
-  bool ok = arena_place(s, data.len + key.len + ehk.len, &off);
-  uint8_t *p = s->arena + off;
+  size_t pos = s->head + s->n_ents, off = 0;
+  struct kentry *e;
+  uint8_t *p;
+  bool ok;
+
+  if (pos >= s->cap_ents)
+    pos -= s->cap_ents; /* head < cap_ents and n_ents < cap_ents */
+  e = &s->ents[pos];
+  ok = arena_place(s, data.len + key.len + ehk.len, &off);
+  p = s->arena + off;
 
   WEIR_ASSERT(ok && s->n_ents < s->cap_ents);
   if (data.len > 0)
@@ -154,7 +210,7 @@ void weir__ksink_buf_push(struct ksub *s, int stream, weir_buf data, weir_buf ke
      * since, so its entries are all still here): a record of a known key is blocked too. */
     struct kkey *k;
 
-    if (!weir__ksink_key_find(s, (uint32_t)pos, &k))
+    if (!weir__ksink_key_find(s, (uint32_t)pos, &k) && !key_in_flight(s, e))
       s->idle = false;
   }
 }
@@ -166,12 +222,15 @@ static void reclaim(struct ksub *s) {
 
     s->buf_bytes -= entry_bytes(e);
     e->state = KENT_FREE;
-    s->head = (s->head + 1) % s->cap_ents;
+    s->head = s->head + 1 == s->cap_ents ? 0 : s->head + 1;
     s->n_ents--;
+    if (s->walk_skip > 0)
+      s->walk_skip--;
   }
   if (s->n_ents == 0) {
     s->head = 0;
     s->arena_tail = 0;
+    s->walk_skip = 0;
   }
 }
 
@@ -196,13 +255,16 @@ bool weir__ksink_key_find(struct ksub *s, uint32_t pos, struct kkey **slot_out) 
 
     if (slot->gen != s->key_gen) {
       slot->gen = s->key_gen;
+      slot->hash = e->hash;
       slot->ent = pos;
       slot->agg = -1;
       *slot_out = slot;
       return false;
     }
+    if (slot->hash != e->hash)
+      continue;
     y = &s->ents[slot->ent];
-    if (y->hash == e->hash && y->stream == e->stream && y->key_len == e->key_len &&
+    if (y->stream == e->stream && y->key_len == e->key_len &&
         memcmp(s->arena + y->off + y->data_len, k, e->key_len) == 0) {
       *slot_out = slot;
       return true;
@@ -219,31 +281,57 @@ bool weir__ksink_sendable(const struct ksub *s, const struct kentry *e, int stre
 
 static size_t build_plain(struct ksub *s, struct kslot *slot, int stream, size_t max_entries,
                           int64_t now) {
-  size_t n = 0, bytes = 0, looked = 0;
+  size_t n = 0, bytes = 0, looked = 0, mask = s->key_slots - 1, i = s->walk_skip;
+  uint32_t pos = (uint32_t)(s->head + i < s->cap_ents ? s->head + i : s->head + i - s->cap_ents);
   int64_t next_retry = INT64_MAX;
-  bool whole = true;
+  /* clean: no entry before i is PENDING (walk_skip may move to i + 1) */
+  bool whole = true, clean = !s->cfg->aggregation;
 
   weir__ksink_keys_clear(s);
-  for (size_t i = 0; i < s->n_ents && n < max_entries; i++) {
-    uint32_t pos = (uint32_t)((s->head + i) % s->cap_ents);
+  memset(slot->kset, 0, sizeof(slot->kset));
+  /* Entries in flight are not walked into the key set: their keys are in their requests' sets
+   * (key_in_flight), so a build hashes only the pending entries it looks at. */
+  for (; i < s->n_ents && n < max_entries; i++, pos = pos + 1 == s->cap_ents ? 0 : pos + 1) {
     struct kentry *e = &s->ents[pos];
     struct kkey *k;
+    bool was_clean;
     size_t sz;
 
-    if (e->state == KENT_DONE || e->stream != stream)
+    /* The key set is cold (other threads ran since the last build): fetch the slot of an
+     * entry a few places ahead so the misses overlap. */
+    if (i + KEY_PREFETCH < s->n_ents) {
+      size_t ahead = pos + KEY_PREFETCH;
+      uint32_t h = s->ents[ahead < s->cap_ents ? ahead : ahead - s->cap_ents].hash;
+
+      __builtin_prefetch(&s->keys[h & mask]);
+      for (size_t j = 0; j < s->n_slots; j++)
+        if (s->slots[j].keys_live)
+          __builtin_prefetch(&s->slots[j].kset[h & (KSINK_KSET_SLOTS - 1)]);
+    }
+    if (e->state != KENT_PENDING || e->stream != stream) {
+      if (e->state == KENT_PENDING)
+        clean = false;
+      else if (clean)
+        s->walk_skip = i + 1;
       continue;
+    }
+    was_clean = clean;
+    clean = false; /* until this entry is taken */
     /* Bounded walk: the oldest pending entries are always within it (so progress is certain),
      * and with few keys the rest of a long buffer is blocked anyway. */
-    if (e->state == KENT_PENDING && ++looked > WALK_PENDING_MAX) {
+    if (++looked > WALK_PENDING_MAX) {
       whole = false;
       break;
     }
     if (weir__ksink_key_find(s, pos, &k))
       continue; /* an earlier entry of this key is pending */
-    if (e->state == KENT_PENDING && e->retry_at_ms > now && e->retry_at_ms < next_retry)
-      next_retry = e->retry_at_ms;
-    if (!weir__ksink_sendable(s, e, stream, now))
+    if (key_in_flight(s, e))
+      continue; /* an earlier entry of this key is in flight; later ones find k in the set */
+    if (e->retry_at_ms > now) {
+      if (e->retry_at_ms < next_retry)
+        next_retry = e->retry_at_ms;
       continue;
+    }
     sz = (size_t)e->data_len + e->key_len;
     if (bytes + sz > s->cfg->max_request_bytes)
       continue; /* its key stays blocked for this request */
@@ -261,10 +349,16 @@ static size_t build_plain(struct ksub *s, struct kslot *slot, int stream, size_t
     slot->first[n] = (uint32_t)slot->n_members;
     slot->count[n] = 1;
     slot->members[slot->n_members++] = pos;
+    kset_add(slot, e->hash);
     bytes += sz;
     n++;
+    if (was_clean) {
+      s->walk_skip = i + 1;
+      clean = true;
+    }
   }
   slot->bytes = bytes;
+  slot->keys_live = n > 0;
   /* Nothing to send: until a request comes back, a retry time passes or a record with a key
    * not in the set arrives (weir__ksink_buf_push), another walk would find nothing either. */
   if (n == 0 && whole && s->n_streams == 1) {
@@ -276,8 +370,14 @@ static size_t build_plain(struct ksub *s, struct kslot *slot, int stream, size_t
 
 /* The stream of the oldest entry that could be sent now; -1 when none. */
 static int next_stream(const struct ksub *s, int64_t now) {
-  for (size_t i = 0; i < s->n_ents; i++) {
-    const struct kentry *e = &s->ents[(s->head + i) % s->cap_ents];
+  size_t pos = s->head;
+
+  /* One stream, plain requests: the build finds what can be sent (or marks the sink idle) in
+   * its own walk. */
+  if (s->n_streams == 1 && !s->cfg->aggregation)
+    return 0;
+  for (size_t i = 0; i < s->n_ents; i++, pos = pos + 1 == s->cap_ents ? 0 : pos + 1) {
+    const struct kentry *e = &s->ents[pos];
 
     if (e->state == KENT_PENDING && e->retry_at_ms <= now)
       return e->stream;
@@ -292,6 +392,7 @@ static void retry_later(struct ksub *s, struct kentry *e, int64_t now) {
   int n = e->attempts > 0 ? (int)e->attempts - 1 : 0;
 
   e->state = KENT_PENDING;
+  s->walk_skip = 0;
   e->retry_at_ms = now + weir__kinesis_backoff_ms(&p, n < 30 ? n : 30, &s->rng);
   s->unsent++;
   weir_metric_add(s->m.retries, 1);
@@ -315,6 +416,7 @@ static int handle(struct ksub *s, struct kslot *slot) {
   int rc = 0;
 
   s->idle = false;
+  slot->keys_live = false;
   s->busy--;
   s->in_flight_entries -= slot->n;
   s->put_calls++;

@@ -49,6 +49,11 @@ void weir__kinesis_sink_set_fault_code(weir__ksink_fault_code_fn fn, void *data)
 #define KSINK_MAX_ERROR_CODES 8
 /* Bound on the open shards of a stream the aggregation map holds. */
 #define KSINK_MAX_SHARDS 10000
+/* Slots of a request's key-hash set (kslot.kset): a power of two at least twice the entries
+ * of a request, so probing ends. */
+#define KSINK_KSET_SLOTS 1024
+_Static_assert(KSINK_KSET_SLOTS >= 2 * WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS,
+               "a request's key set must stay at most half full");
 
 /* The node's data: the copied configuration, shared read-only by the subtasks. */
 struct ksink {
@@ -110,6 +115,12 @@ struct kslot {
   uint8_t *agg_buf; /* owned (aggregation only): aggregates' data, max_request_bytes */
   size_t agg_len;
   char ehk[WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS][WEIR_KPL_HASH_KEY_DEC_MAX + 1];
+  /* Plain requests in flight: the key hashes of the request (slot hash % KSINK_KSET_SLOTS,
+   * tag (hash >> 16) | 1, 0 = empty; 2 KiB, few cache lines to fetch), so a later build checks
+   * a pending entry against the requests in flight without walking their entries. keys_live:
+   * the set is filled and the request not yet handled. Dispatcher only. */
+  bool keys_live;
+  uint16_t kset[KSINK_KSET_SLOTS];
   /* The result (written by the sender before DONE). */
   struct weir_kinesis_put_result res[WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS];
   int rc;
@@ -125,8 +136,9 @@ struct kslot {
  * O(1) by bumping the generation. */
 struct kkey {
   uint32_t gen;
-  uint32_t ent; /* ring position of the first pending entry seen with this key */
-  int32_t agg;  /* >= 0: taken into aggregate `agg` of the build, still open; -1 = blocked */
+  uint32_t hash; /* the entry's kentry.hash: a probe compares it before touching the entry */
+  uint32_t ent;  /* ring position of the first pending entry seen with this key */
+  int32_t agg;   /* >= 0: taken into aggregate `agg` of the build, still open; -1 = blocked */
 };
 
 struct ksink_metrics {
@@ -160,6 +172,10 @@ struct ksub {
   struct kkey *keys; /* owned, key_slots (a power of two >= 2 * cap_ents) */
   size_t key_slots;
   uint32_t key_gen;
+  /* Plain mode: the first walk_skip entries from head hold no PENDING entry (entries in
+   * flight or done), so a build starts its walk after them. Reset by a retry, lowered by
+   * reclaim. */
+  size_t walk_skip;
   bool idle;             /* the last plain build walked everything and found nothing to send */
   int64_t next_retry_ms; /* with idle: the earliest retry time of a blocked head entry */
   /* Senders. */
