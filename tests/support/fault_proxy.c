@@ -18,21 +18,14 @@
 #include <unistd.h>
 
 #include "fault_proxy.h"
+#include "node_child.c"
 
 /* Node starts in well under a second; leave margin for a loaded 2-core machine. */
 #define FPROXY_START_TIMEOUT_MS 30000
-#define FPROXY_STOP_GRACE_MS 5000
 /* Control calls are local and small. */
 #define FPROXY_CONTROL_TIMEOUT_MS 10000
 /* Bound on a stats answer kept while reading it. */
 #define FPROXY_STATS_MAX 65536
-
-static int64_t fproxy_now_ms(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* fault_proxy.js sits next to this file (__FILE__ is absolute under CMake). */
 static void fproxy_script(char *out, size_t cap) {
@@ -67,10 +60,9 @@ static bool fproxy_have_node(void) {
 int weir_test_fproxy_start(struct weir_test_fproxy *p, const char *target_endpoint, uint64_t seed,
                            const char *rules_json_or_NULL, char *why, size_t why_cap) {
   char script[PATH_MAX], seed_s[32], line[256];
-  int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1};
   const char *rules = rules_json_or_NULL != NULL ? rules_json_or_NULL : "[]";
-  size_t len = 0;
-  int64_t deadline;
+  const char *argv[] = {"node",    script, "--target", target_endpoint, "--seed", seed_s,
+                        "--rules", rules,  NULL};
   json_t *root;
 
   memset(p, 0, sizeof(*p));
@@ -81,62 +73,10 @@ int weir_test_fproxy_start(struct weir_test_fproxy *p, const char *target_endpoi
   }
   fproxy_script(script, sizeof(script));
   snprintf(seed_s, sizeof(seed_s), "%" PRIu64, seed);
-  if (pipe(in_pipe) != 0 || pipe(out_pipe) != 0) {
-    snprintf(why, why_cap, "pipe: %s", strerror(errno));
+  /* One JSON line: {"port":P}. Bad rules make it exit at once (its stderr says why). */
+  if (weir_test_node_start(&p->pid, &p->stdin_fd, NULL, argv, FPROXY_START_TIMEOUT_MS, line,
+                           sizeof(line), "fault_proxy.js", why, why_cap) != 0)
     goto fail;
-  }
-  p->pid = fork();
-  if (p->pid < 0) {
-    snprintf(why, why_cap, "fork: %s", strerror(errno));
-    p->pid = 0;
-    goto fail;
-  }
-  if (p->pid == 0) {
-    dup2(in_pipe[0], 0);
-    dup2(out_pipe[1], 1);
-    close(in_pipe[0]);
-    close(in_pipe[1]);
-    close(out_pipe[0]);
-    close(out_pipe[1]);
-    /* A sanitizer shim preloaded into the tests has no business in node. */
-    unsetenv("LD_PRELOAD");
-    execlp("node", "node", script, "--target", target_endpoint, "--seed", seed_s, "--rules", rules,
-           (char *)NULL);
-    _exit(127);
-  }
-  close(in_pipe[0]);
-  close(out_pipe[1]);
-  in_pipe[0] = out_pipe[1] = -1;
-  p->stdin_fd = in_pipe[1];
-  in_pipe[1] = -1;
-  fcntl(p->stdin_fd, F_SETFD, FD_CLOEXEC);
-
-  /* One JSON line: {"port":P}. */
-  deadline = fproxy_now_ms() + FPROXY_START_TIMEOUT_MS;
-  while (len == 0 || line[len - 1] != '\n') {
-    struct pollfd pfd = {out_pipe[0], POLLIN, 0};
-    int64_t left = deadline - fproxy_now_ms();
-    ssize_t n;
-    if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
-      snprintf(why, why_cap, "fault_proxy.js did not report its port within %d ms",
-               FPROXY_START_TIMEOUT_MS);
-      goto fail;
-    }
-    n = read(out_pipe[0], line + len, sizeof(line) - 1 - len);
-    if (n <= 0) {
-      snprintf(why, why_cap,
-               "fault_proxy.js exited before it was ready (bad rules? see its stderr above)");
-      goto fail;
-    }
-    len += (size_t)n;
-    if (len >= sizeof(line) - 1) {
-      snprintf(why, why_cap, "fault_proxy.js printed an overlong line");
-      goto fail;
-    }
-  }
-  line[len] = '\0';
-  close(out_pipe[0]);
-  out_pipe[0] = -1;
   root = json_loads(line, 0, NULL);
   p->port = (int)json_integer_value(json_object_get(root, "port"));
   json_decref(root);
@@ -148,12 +88,6 @@ int weir_test_fproxy_start(struct weir_test_fproxy *p, const char *target_endpoi
   return WEIR_TEST_KSERVER_OK;
 
 fail:
-  for (int i = 0; i < 2; i++) {
-    if (in_pipe[i] >= 0)
-      close(in_pipe[i]);
-    if (out_pipe[i] >= 0)
-      close(out_pipe[i]);
-  }
   weir_test_fproxy_stop(p);
   return WEIR_TEST_KSERVER_FAIL;
 }
@@ -252,24 +186,6 @@ done:
 }
 
 void weir_test_fproxy_stop(struct weir_test_fproxy *p) {
-  int status;
-
-  if (p->stdin_fd >= 0) {
-    close(p->stdin_fd);
-    p->stdin_fd = -1;
-  }
-  if (p->pid > 0) {
-    int64_t deadline = fproxy_now_ms() + FPROXY_STOP_GRACE_MS;
-    kill(p->pid, SIGTERM);
-    while (waitpid(p->pid, &status, WNOHANG) == 0) {
-      if (fproxy_now_ms() > deadline) {
-        kill(p->pid, SIGKILL);
-        waitpid(p->pid, &status, 0);
-        break;
-      }
-      usleep(20000);
-    }
-    p->pid = 0;
-  }
+  weir_test_node_stop(&p->pid, &p->stdin_fd);
   p->port = 0;
 }
