@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <weir/weir.h>
 
+#include "../support/kinesis_fixture.h"
 #include "../support/kinesis_server.c"
 #include "connectors/kinesis/client_int.h"
 #include "operators/json_int.h"
@@ -34,39 +35,21 @@ static void quiet(void) {
   weir_log_set_handler(NULL, NULL, WEIR_LOG_ERROR);
   srv.pid = 0;
   srv.stdin_fd = -1;
-  strcpy(tmp_dir, "/tmp/weir-bad-input-XXXXXX");
-  cr_assert_not_null(mkdtemp(tmp_dir));
+  kfx_make_dir(tmp_dir, sizeof(tmp_dir), "weir-bad-input");
 }
 
 static void teardown(void) {
-  char cmd[128];
-
-  weir_kinesis_client_destroy(cli);
-  cli = NULL;
-  weir_test_kserver_stop(&srv);
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);
-  cr_assert_eq(system(cmd), 0);
+  kfx_teardown(&srv, &cli, tmp_dir);
 }
 
 TestSuite(bad_input, .init = quiet, .fini = teardown);
 
 static void start_server(void) {
-  weir_kinesis_config cfg;
-  char why[512];
-  int rc = weir_test_kserver_start(&srv, "kinesalite", why, sizeof(why));
-
-  if (rc == WEIR_TEST_KSERVER_SKIP)
-    cr_skip_test("%s", why);
-  cr_assert_eq(rc, WEIR_TEST_KSERVER_OK, "cannot start kinesalite: %s", why);
-  weir_test_kserver_client_config(&cfg, srv.endpoint);
-  cr_assert_eq(weir_kinesis_client_create(&cli, &cfg), 0);
+  kfx_start(&srv, &cli, "kinesalite");
 }
 
 static void make_stream(const char *stream) {
-  int rc = weir__kinesis_create_stream(cli, stream, 1);
-
-  cr_assert_eq(rc, 0, "CreateStream: %s", weir__kinesis_last_error(cli)->message);
-  cr_assert_eq(weir__kinesis_wait_active(cli, stream, 20000), 0);
+  kfx_make_stream(cli, stream, 1);
 }
 
 /* ---- collecting records ------------------------------------------------------------------ */

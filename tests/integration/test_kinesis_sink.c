@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <weir/weir.h>
 
+#include "../support/kinesis_fixture.h"
 #include "../support/kinesis_server.c"
 #include "connectors/kinesis/client_int.h"
 #include "connectors/kinesis/sink_int.h"
@@ -21,16 +22,7 @@ static weir_kinesis_client *cli;
 static char ckpt_dir[64];
 
 static void teardown(void) {
-  char cmd[128];
-
-  weir_kinesis_client_destroy(cli);
-  cli = NULL;
-  weir_test_kserver_stop(&srv);
-  if (ckpt_dir[0] != '\0') {
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ckpt_dir);
-    cr_assert_eq(system(cmd), 0);
-    ckpt_dir[0] = '\0';
-  }
+  kfx_teardown(&srv, &cli, ckpt_dir);
 }
 
 static void quiet(void) {
@@ -39,23 +31,12 @@ static void quiet(void) {
 
 /* Starts kinesalite (or skips), connects the test's own client and makes `stream` ACTIVE. */
 static void start_with_stream(const char *stream, uint32_t shards) {
-  weir_kinesis_config cfg;
-  char why[512];
-  int rc = weir_test_kserver_start(&srv, "kinesalite", why, sizeof(why));
-
-  if (rc == WEIR_TEST_KSERVER_SKIP)
-    cr_skip_test("%s", why);
-  cr_assert_eq(rc, WEIR_TEST_KSERVER_OK, "cannot start kinesalite: %s", why);
-  weir_test_kserver_client_config(&cfg, srv.endpoint);
-  cr_assert_eq(weir_kinesis_client_create(&cli, &cfg), 0);
-  rc = weir__kinesis_create_stream(cli, stream, shards);
-  cr_assert_eq(rc, 0, "CreateStream: %s", weir__kinesis_last_error(cli)->message);
-  cr_assert_eq(weir__kinesis_wait_active(cli, stream, 20000), 0);
+  kfx_start(&srv, &cli, "kinesalite");
+  kfx_make_stream(cli, stream, shards);
 }
 
 static void make_ckpt_dir(void) {
-  strcpy(ckpt_dir, "/tmp/weir-ksink-XXXXXX");
-  cr_assert_not_null(mkdtemp(ckpt_dir));
+  kfx_make_dir(ckpt_dir, sizeof(ckpt_dir), "weir-ksink");
 }
 
 /* ---- reading the stream back -------------------------------------------------------------- */

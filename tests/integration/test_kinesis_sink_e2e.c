@@ -21,6 +21,7 @@
 #include <weir/weir.h>
 
 #include "../support/fault_proxy.c"
+#include "../support/kinesis_fixture.h"
 #include "../support/kinesis_server.c"
 #include "connectors/kinesis/client_int.h"
 #include "connectors/kinesis/sink_int.h"
@@ -31,17 +32,8 @@ static weir_kinesis_client *cli;
 static char tmp_dir[64];
 
 static void teardown(void) {
-  char cmd[128];
-
-  weir_kinesis_client_destroy(cli);
-  cli = NULL;
   weir_test_fproxy_stop(&px);
-  weir_test_kserver_stop(&srv);
-  if (tmp_dir[0] != '\0') {
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);
-    cr_assert_eq(system(cmd), 0);
-    tmp_dir[0] = '\0';
-  }
+  kfx_teardown(&srv, &cli, tmp_dir);
 }
 
 static void quiet(void) {
@@ -51,24 +43,12 @@ static void quiet(void) {
 }
 
 static void start_server(void) {
-  weir_kinesis_config cfg;
-  char why[512];
-  int rc = weir_test_kserver_start(&srv, "kinesalite", why, sizeof(why));
-
-  if (rc == WEIR_TEST_KSERVER_SKIP)
-    cr_skip_test("%s", why);
-  cr_assert_eq(rc, WEIR_TEST_KSERVER_OK, "cannot start kinesalite: %s", why);
-  weir_test_kserver_client_config(&cfg, srv.endpoint);
-  cr_assert_eq(weir_kinesis_client_create(&cli, &cfg), 0);
-  strcpy(tmp_dir, "/tmp/weir-ksink-e2e-XXXXXX");
-  cr_assert_not_null(mkdtemp(tmp_dir));
+  kfx_start(&srv, &cli, "kinesalite");
+  kfx_make_dir(tmp_dir, sizeof(tmp_dir), "weir-ksink-e2e");
 }
 
 static void make_stream(const char *stream, uint32_t shards) {
-  int rc = weir__kinesis_create_stream(cli, stream, shards);
-
-  cr_assert_eq(rc, 0, "CreateStream: %s", weir__kinesis_last_error(cli)->message);
-  cr_assert_eq(weir__kinesis_wait_active(cli, stream, 20000), 0);
+  kfx_make_stream(cli, stream, shards);
 }
 
 /* ---- reading back with the SDK ----------------------------------------------------------------

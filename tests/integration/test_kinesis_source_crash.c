@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/kinesis_fixture.h"
 #include "../support/kinesis_server.c"
 #include "../support/ksrc_job.h"
 
@@ -23,16 +24,7 @@ static weir_kinesis_client *cli;
 static char dir[64];
 
 static void teardown(void) {
-  char cmd[128];
-
-  weir_kinesis_client_destroy(cli);
-  cli = NULL;
-  weir_test_kserver_stop(&srv);
-  if (dir[0] != '\0') {
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
-    dir[0] = '\0';
-  }
+  kfx_teardown(&srv, &cli, dir);
 }
 
 static void quiet(void) {
@@ -40,18 +32,8 @@ static void quiet(void) {
 }
 
 static void start_with_stream(const char *stream, uint32_t shards) {
-  weir_kinesis_config cfg;
-  char why[512];
-  int rc = weir_test_kserver_start(&srv, "kinesalite", why, sizeof(why));
-
-  if (rc == WEIR_TEST_KSERVER_SKIP)
-    cr_skip_test("%s", why);
-  cr_assert_eq(rc, WEIR_TEST_KSERVER_OK, "cannot start kinesalite: %s", why);
-  ksrc_client_config(&cfg, srv.endpoint);
-  cr_assert_eq(weir_kinesis_client_create(&cli, &cfg), 0);
-  rc = weir__kinesis_create_stream(cli, stream, shards);
-  cr_assert_eq(rc, 0, "CreateStream: %s", weir__kinesis_last_error(cli)->message);
-  cr_assert_eq(weir__kinesis_wait_active(cli, stream, 20000), 0);
+  kfx_start(&srv, &cli, "kinesalite");
+  kfx_make_stream(cli, stream, shards);
 }
 
 static pid_t spawn_child(const char *stream, const char *out, const char *mode, int par) {
@@ -96,8 +78,7 @@ Test(kinesis_source_crash, sigkill_loop_keeps_counts_exact) {
   cr_assert_eq(ksrc_put_aggregated(cli, "crash", 0, aggregated / 2, 10), 0);
   cr_assert_eq(ksrc_put_plain(cli, "crash", aggregated / 2, plain), 0);
   cr_assert_eq(ksrc_put_aggregated(cli, "crash", aggregated / 2 + plain, aggregated / 2, 10), 0);
-  strcpy(dir, "/tmp/weir-ksrc-crash-XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
+  kfx_make_dir(dir, sizeof(dir), "weir-ksrc-crash");
   snprintf(out, sizeof(out), "%s/out.txt", dir);
   srand((unsigned)getpid());
   for (int i = 0; i < 12; i++) {

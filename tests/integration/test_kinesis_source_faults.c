@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../support/fault_proxy.c"
+#include "../support/kinesis_fixture.h"
 #include "../support/kinesis_server.c"
 #include "../support/ksrc_job.h"
 
@@ -23,17 +24,8 @@ static weir_kinesis_client *cli;
 static char dir[64];
 
 static void teardown(void) {
-  char cmd[128];
-
-  weir_kinesis_client_destroy(cli);
-  cli = NULL;
   weir_test_fproxy_stop(&px);
-  weir_test_kserver_stop(&srv);
-  if (dir[0] != '\0') {
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
-    dir[0] = '\0';
-  }
+  kfx_teardown(&srv, &cli, dir);
 }
 
 static void quiet(void) {
@@ -43,17 +35,11 @@ static void quiet(void) {
 /* kinesalite with stream "s" of `shards` shards holding records [0, n), and a proxy with
  * `rules` in front of it. */
 static void start(uint32_t shards, long n, const char *rules) {
-  weir_kinesis_config cfg;
   char why[512];
-  int rc = weir_test_kserver_start(&srv, "kinesalite", why, sizeof(why));
+  int rc;
 
-  if (rc == WEIR_TEST_KSERVER_SKIP)
-    cr_skip_test("%s", why);
-  cr_assert_eq(rc, WEIR_TEST_KSERVER_OK, "cannot start kinesalite: %s", why);
-  ksrc_client_config(&cfg, srv.endpoint);
-  cr_assert_eq(weir_kinesis_client_create(&cli, &cfg), 0);
-  cr_assert_eq(weir__kinesis_create_stream(cli, "s", shards), 0);
-  cr_assert_eq(weir__kinesis_wait_active(cli, "s", 20000), 0);
+  kfx_start(&srv, &cli, "kinesalite");
+  kfx_make_stream(cli, "s", shards);
   cr_assert_eq(ksrc_put_plain(cli, "s", 0, n), 0);
   rc = weir_test_fproxy_start(&px, srv.endpoint, 42, rules, why, sizeof(why));
   if (rc == WEIR_TEST_KSERVER_SKIP)

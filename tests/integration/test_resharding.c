@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/kinesis_fixture.h"
 #include "../support/kinesis_reshard.c"
 #include "../support/kinesis_server.c"
 #include "../support/ksrc_job.h"
@@ -47,16 +48,7 @@ static weir_kinesis_client *cli;
 static char dir[64];
 
 static void teardown(void) {
-  char cmd[128];
-
-  weir_kinesis_client_destroy(cli);
-  cli = NULL;
-  weir_test_kserver_stop(&srv);
-  if (dir[0] != '\0') {
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
-    dir[0] = '\0';
-  }
+  kfx_teardown(&srv, &cli, dir);
 }
 
 static void quiet(void) {
@@ -70,20 +62,9 @@ static void sleep_ms(long ms) {
 }
 
 static void start(const char *which, const char *stream, uint32_t shards) {
-  weir_kinesis_config cfg;
-  char why[512];
-  int rc = weir_test_kserver_start(&srv, which, why, sizeof(why));
-
-  if (rc == WEIR_TEST_KSERVER_SKIP)
-    cr_skip_test("%s", why);
-  cr_assert_eq(rc, WEIR_TEST_KSERVER_OK, "cannot start %s: %s", which, why);
-  ksrc_client_config(&cfg, srv.endpoint);
-  cr_assert_eq(weir_kinesis_client_create(&cli, &cfg), 0);
-  rc = weir__kinesis_create_stream(cli, stream, shards);
-  cr_assert_eq(rc, 0, "CreateStream: %s", weir__kinesis_last_error(cli)->message);
-  cr_assert_eq(weir__kinesis_wait_active(cli, stream, 30000), 0);
-  strcpy(dir, "/tmp/weir-reshard-XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
+  kfx_start(&srv, &cli, which);
+  kfx_make_stream(cli, stream, shards);
+  kfx_make_dir(dir, sizeof(dir), "weir-reshard");
 }
 
 /* ---- shards and hash keys ------------------------------------------------------------------ */
