@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "../tests/support/kinesis_server.c"
+#include "bench_clock.h"
 #include "connectors/kinesis/client_int.h"
 
 #define RECORD_BYTES 100
@@ -31,29 +32,11 @@ static size_t total;
 static atomic_size_t got_records;
 static atomic_int failures;
 
-static double wall(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_self(void) {
-  struct rusage ru;
-
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 static weir_kinesis_client *connect_client(void) {
-  weir_kinesis_config cfg = {0};
+  weir_kinesis_config cfg;
   weir_kinesis_client *c = NULL;
 
-  cfg.region = "us-east-1";
-  cfg.endpoint = endpoint;
-  cfg.access_key_id = "AKIDEXAMPLE";
-  cfg.secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+  weir_test_kserver_client_config(&cfg, endpoint);
   if (weir_kinesis_client_create(&c, &cfg) != 0) {
     fprintf(stderr, "cannot make a client\n");
     exit(1);
@@ -152,25 +135,25 @@ static void run_weir(const char *stream, int conc, struct result *out) {
   weir_kinesis_client *c = connect_client();
   double t0, c0;
 
-  t0 = wall();
-  c0 = cpu_self();
+  t0 = bench_wall();
+  c0 = bench_cpu_self();
   for (int i = 0; i < conc; i++)
     pthread_create(&th[i], NULL, put_worker, (void *)stream);
   for (int i = 0; i < conc; i++)
     pthread_join(th[i], NULL);
-  out->put_wall = wall() - t0;
-  out->put_cpu = cpu_self() - c0;
+  out->put_wall = bench_wall() - t0;
+  out->put_cpu = bench_cpu_self() - c0;
 
-  t0 = wall();
-  c0 = cpu_self();
+  t0 = bench_wall();
+  c0 = bench_cpu_self();
   if (weir__kinesis_list_all_shards(c, stream, NULL, &shards) != 0)
     exit(1);
   for (int i = 0; i < conc; i++)
     pthread_create(&th[i], NULL, get_worker, &job);
   for (int i = 0; i < conc; i++)
     pthread_join(th[i], NULL);
-  out->get_wall = wall() - t0;
-  out->get_cpu = cpu_self() - c0;
+  out->get_wall = bench_wall() - t0;
+  out->get_cpu = bench_cpu_self() - c0;
   out->got = atomic_load(&got_records);
   weir_kinesis_client_destroy(c);
 }

@@ -23,35 +23,13 @@
 #include <weir/weir.h>
 
 #include "../tests/support/kinesis_server.c"
+#include "bench_clock.h"
 #include "connectors/kinesis/client_int.h"
 
 #define RECORD_BYTES 100
 #define SHARDS 4
 
 static const char *endpoint;
-
-static double wall(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_self(void) {
-  struct rusage ru;
-
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static void client_config(weir_kinesis_config *cfg) {
-  memset(cfg, 0, sizeof(*cfg));
-  cfg->region = "us-east-1";
-  cfg->endpoint = endpoint;
-  cfg->access_key_id = "AKIDEXAMPLE";
-  cfg->secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-}
 
 struct result {
   double wall, cpu;
@@ -75,17 +53,17 @@ static int run_weir(const char *stream, size_t n, int conc, bool agg, uint32_t k
   g.records_per_poll = 512;
   weir_kinesis_sink_config_init(&k);
   k.stream = stream;
-  client_config(&k.client);
+  weir_test_kserver_client_config(&k.client, endpoint);
   k.max_in_flight = (size_t)conc;
   k.aggregation = agg;
-  t0 = wall();
-  c0 = cpu_self();
+  t0 = bench_wall();
+  c0 = bench_cpu_self();
   if ((rc = weir_generator_create(&gen, &g)) == 0 && (rc = weir_job_create(&job, "bench")) == 0 &&
       (rc = weir_job_add_generator(job, "gen", gen, &src)) == 0 &&
       (rc = weir_job_add_kinesis_sink(job, src, "kinesis", &k, NULL)) == 0)
     rc = weir_job_run(job);
-  out->wall = wall() - t0;
-  out->cpu = cpu_self() - c0;
+  out->wall = bench_wall() - t0;
+  out->cpu = bench_cpu_self() - c0;
   if (rc != 0)
     fprintf(stderr, "weir run: %s: %s\n", weir_strerror(rc), job ? weir_job_error(job) : "");
   else {
@@ -151,7 +129,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   endpoint = srv.endpoint;
-  client_config(&cfg);
+  weir_test_kserver_client_config(&cfg, endpoint);
   if (weir_kinesis_client_create(&c, &cfg) != 0 ||
       weir__kinesis_create_stream(c, "weir-sink", SHARDS) != 0 ||
       weir__kinesis_create_stream(c, "sdk-put", SHARDS) != 0 ||

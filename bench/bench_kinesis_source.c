@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../tests/support/kinesis_server.c"
+#include "bench_clock.h"
 #include "connectors/kinesis/client_int.h"
 #include "weir/weir.h"
 
@@ -37,34 +38,11 @@ static size_t total;
 static atomic_int failures;
 static atomic_size_t sunk;
 
-static double wall(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_self(void) {
-  struct rusage ru;
-
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static void client_config(weir_kinesis_config *cfg) {
-  memset(cfg, 0, sizeof(*cfg));
-  cfg->region = "us-east-1";
-  cfg->endpoint = endpoint;
-  cfg->access_key_id = "AKIDEXAMPLE";
-  cfg->secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-}
-
 static weir_kinesis_client *connect_client(void) {
   weir_kinesis_config cfg;
   weir_kinesis_client *c = NULL;
 
-  client_config(&cfg);
+  weir_test_kserver_client_config(&cfg, endpoint);
   if (weir_kinesis_client_create(&c, &cfg) != 0) {
     fprintf(stderr, "cannot make a client\n");
     exit(1);
@@ -140,12 +118,12 @@ static int run_weir(const char *stream, int par, struct result *out) {
   weir_kinesis_source_config_init(&sc);
   sc.streams = streams;
   sc.n_streams = 1;
-  client_config(&sc.client);
+  weir_test_kserver_client_config(&sc.client, endpoint);
   sc.initial_position = WEIR_KINESIS_START_TRIM_HORIZON;
   sc.getrecords_max = LIMIT;
   sc.stop_at_end = true;
-  t0 = wall();
-  c0 = cpu_self();
+  t0 = bench_wall();
+  c0 = bench_cpu_self();
   if ((rc = weir_job_create(&job, "bench-ksrc")) != 0 ||
       (rc = weir_job_set_checkpoint_dir(job, dir)) != 0 ||
       (rc = weir_job_set_checkpoint_interval(job, 1000)) != 0 ||
@@ -154,8 +132,8 @@ static int run_weir(const char *stream, int par, struct result *out) {
       (rc = weir_job_add_callback_sink(job, src, "null", null_sink, NULL, &snk)) != 0 ||
       (rc = weir_job_set_parallelism(job, snk, par)) != 0 || (rc = weir_job_run(job)) != 0)
     fprintf(stderr, "weir job: %s: %s\n", weir_strerror(rc), job ? weir_job_error(job) : "");
-  out->wall = wall() - t0;
-  out->cpu = cpu_self() - c0;
+  out->wall = bench_wall() - t0;
+  out->cpu = bench_cpu_self() - c0;
   out->got = atomic_load(&sunk);
   weir_job_checkpoint_stats(job, &st);
   out->checkpoints = st.completed;
