@@ -11,9 +11,10 @@
  * system time; the server's CPU is not counted) and the ratios; targets: records/s >= the SDK's,
  * CPU per record <= 1/10 of the SDK's, aggregation on >= 10x the user records/s of off.
  *
- * Usage: bench_kinesis_sink [records, default 200000] [concurrency, default 4] [weir [keys]]
+ * Usage: bench_kinesis_sink [records, default 200000] [concurrency, default 4] [weir|plain [keys]]
  * ("weir": only the sink's runs, without and with aggregation, for profiling and for measuring
- * batch fill with `keys` distinct partition keys; default 0 = a random key per record)
+ * batch fill with `keys` distinct partition keys; default 0 = a random key per record; "plain":
+ * only the run without aggregation)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,11 +145,11 @@ int main(int argc, char **argv) {
 
   printf("kinesalite, %zu records of %d B, %d PutRecords in flight, %d shards\n", n, RECORD_BYTES,
          conc, SHARDS);
-  if (argc > 3 && strcmp(argv[3], "weir") == 0) {
+  if (argc > 3 && (strcmp(argv[3], "weir") == 0 || strcmp(argv[3], "plain") == 0)) {
     uint32_t keys = argc > 4 ? (uint32_t)strtoul(argv[4], NULL, 10) : 0;
 
     rc = run_weir("weir-sink", n, conc, false, keys, &w);
-    if (rc == 0)
+    if (rc == 0 && strcmp(argv[3], "weir") == 0)
       rc = run_weir("weir-agg", n, conc, true, keys, &a);
     weir_test_kserver_stop(&srv);
     printf("  %u keys (0 = random)\n", keys);

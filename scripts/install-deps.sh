@@ -9,7 +9,7 @@ pkgs=(
   libcurl4-openssl-dev libssl-dev
   libprotobuf-c-dev protobuf-c-compiler
   liblmdb-dev libjansson-dev libyaml-dev libxxhash-dev
-  libcriterion-dev libmicrohttpd-dev
+  libcriterion-dev libmicrohttpd-dev libhttp-parser-dev
   clang-format clang libclang-rt-14-dev
   nodejs npm
 )

@@ -1,8 +1,23 @@
-/* http.c: signed HTTP/1.1 requests over libcurl easy handles, one or several at a time. */
+/*
+ * http.c: signed HTTP/1.1 requests over libcurl, one or several at a time.
+ *
+ * Two ways through libcurl. A POST (every Kinesis operation) goes over a connection libcurl
+ * sets up and keeps in CURLOPT_CONNECT_ONLY mode: libcurl resolves, connects, tunnels through a
+ * proxy and does TLS with verification; the request head and body are written with
+ * curl_easy_send and the response read with curl_easy_recv and parsed by http-parser. A GET,
+ * and weir__http_perform_many, go through libcurl's full transfer (easy_perform / multi).
+ * The raw POST path costs a fraction of a full transfer: no per-request URL parsing, header
+ * store, progress meter, buffer allocation or poll before each read, which matter at the
+ * sink's rate of requests (docs/internals/aws-http.md).
+ */
 #include <curl/curl.h>
+#include <errno.h>
+#include <http_parser.h>
+#include <limits.h>
 #include <malloc.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +71,26 @@ struct weir_http {
   struct weir_http_response *resp; /* the response being filled (borrowed during a request) */
   long connects;                   /* new connections opened, summed over requests */
   char errbuf[CURL_ERROR_SIZE];
+  /* POSTs: a CONNECT_ONLY handle holding one kept-alive connection (NULL = none open), the
+   * request head being written, the receive buffer and the response parser's state. */
+  CURL *raw;                       /* owned, or NULL */
+  curl_socket_t raw_sock;          /* the connection's socket while raw != NULL */
+  char raw_url[WEIR_HTTP_URL_MAX]; /* the URL raw was connected for */
+  char path[WEIR_HTTP_URL_MAX];    /* request target of host_url: path and query */
+  char head[HDR_LINES_MAX * HDR_LINE_MAX + WEIR_HTTP_URL_MAX + 64]; /* wiped after use */
+  size_t head_len;
+  uint8_t rbuf[64 * 1024]; /* curl_easy_recv lands here, then http-parser reads it */
+  http_parser parser;
+  bool hp_done;     /* the final response is complete */
+  bool hp_keep;     /* ... and the connection may carry the next request */
+  bool hp_in_value; /* the last header callback was a value */
+  char hp_name[32]; /* the header being read ('\0' = not one we read) */
+  size_t hp_name_len;
+  char hp_value[128];
+  size_t hp_value_len;
 };
+
+static void raw_close(struct weir_http *h);
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static int global_rc;
@@ -253,6 +287,7 @@ void weir__http_destroy(struct weir_http *h) {
     return;
   if (h->easy != NULL)
     curl_easy_cleanup(h->easy);
+  raw_close(h);
   wipe_headers(h);
   curl_slist_free_all(h->resolve);
   free(h->resolve_entry);
@@ -274,10 +309,11 @@ static void sha256_hex(const uint8_t *p, size_t n, char out[65]) {
   out[64] = '\0';
 }
 
-/* Extracts the Host header value (host[:port], port only when given in the URL). */
-static int url_host(const char *url, char *host, size_t cap) {
+/* Extracts the Host header value (host[:port], port only when given in the URL) and the
+ * request target (path and query). */
+static int url_parts(const char *url, char *host, size_t cap, char *path, size_t path_cap) {
   CURLU *u = curl_url();
-  char *hn = NULL, *port = NULL;
+  char *hn = NULL, *port = NULL, *pa = NULL, *q = NULL;
   int rc = WEIR_EINVAL;
   int n;
 
@@ -285,22 +321,32 @@ static int url_host(const char *url, char *host, size_t cap) {
     return WEIR_ENOMEM;
   if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
     goto fail;
-  if (curl_url_get(u, CURLUPART_HOST, &hn, 0) != CURLUE_OK)
+  if (curl_url_get(u, CURLUPART_HOST, &hn, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_PATH, &pa, 0) != CURLUE_OK)
     goto fail;
   if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
     n = snprintf(host, cap, "%s:%s", hn, port);
   else
     n = snprintf(host, cap, "%s", hn);
   rc = (n < 0 || (size_t)n >= cap) ? WEIR_ETOOBIG : 0;
+  if (rc == 0) {
+    if (curl_url_get(u, CURLUPART_QUERY, &q, 0) == CURLUE_OK)
+      n = snprintf(path, path_cap, "%s?%s", pa, q);
+    else
+      n = snprintf(path, path_cap, "%s", pa);
+    rc = (n < 0 || (size_t)n >= path_cap) ? WEIR_ETOOBIG : 0;
+  }
 
 fail:
   curl_free(hn);
   curl_free(port);
+  curl_free(pa);
+  curl_free(q);
   curl_url_cleanup(u);
   return rc;
 }
 
-/* The Host header value of url, parsed once per distinct URL. */
+/* The Host header value (and h->path) of url, parsed once per distinct URL. */
 static int cached_host(struct weir_http *h, const char *url, const char **host) {
   size_t n = strlen(url);
   int rc;
@@ -310,7 +356,7 @@ static int cached_host(struct weir_http *h, const char *url, const char **host) 
     return 0;
   }
   h->host_url[0] = '\0';
-  if ((rc = url_host(url, h->host, sizeof(h->host))) != 0)
+  if ((rc = url_parts(url, h->host, sizeof(h->host), h->path, sizeof(h->path))) != 0)
     return rc;
   if (n < sizeof(h->host_url))
     memcpy(h->host_url, url, n + 1);
@@ -368,17 +414,17 @@ static void configure(struct weir_http *h) {
   curl_easy_setopt(e, CURLOPT_POST, 1L);
 }
 
-/* Configures h->easy for one request: headers (signed), body, options. */
-static int prepare(struct weir_http *h, const struct weir_http_request *req,
-                   struct weir_http_response *resp) {
+/* Starts a request: resets resp and the handle's per-request state, and writes the request's
+ * header lines into h->hdr_nodes: Host, X-Amz-Date, the caller's, the signer's and
+ * Authorization. */
+static int sign_headers(struct weir_http *h, const struct weir_http_request *req,
+                        struct weir_http_response *resp, bool *post) {
   struct weir_http_header hdrs[WEIR_HTTP_MAX_HEADERS + 2];
   struct weir_http_header extra[EXTRA_HEADERS_MAX];
   size_t n_extra = 0, n = 0;
   char payload_hash[65], auth[WEIR_HTTP_AUTH_MAX];
   const char *host;
-  bool post;
   time_t now;
-  CURL *e = h->easy;
   int rc;
 
   memset(resp, 0, sizeof(*resp));
@@ -389,7 +435,7 @@ static int prepare(struct weir_http *h, const struct weir_http_request *req,
   wipe_headers(h);
   if (req->method == NULL || req->url == NULL || req->n_headers > WEIR_HTTP_MAX_HEADERS)
     return WEIR_EINVAL;
-  if ((post = strcmp(req->method, "POST") == 0) == false && strcmp(req->method, "GET") != 0)
+  if ((*post = strcmp(req->method, "POST") == 0) == false && strcmp(req->method, "GET") != 0)
     return WEIR_EINVAL;
   if ((rc = cached_host(h, req->url, &host)) != 0)
     return rc;
@@ -426,6 +472,18 @@ static int prepare(struct weir_http *h, const struct weir_http_request *req,
     if (rc != 0)
       return rc;
   }
+  return 0;
+}
+
+/* Configures h->easy for one full libcurl transfer: headers (signed), body, options. */
+static int prepare(struct weir_http *h, const struct weir_http_request *req,
+                   struct weir_http_response *resp) {
+  CURL *e = h->easy;
+  bool post;
+  int rc;
+
+  if ((rc = sign_headers(h, req, resp, &post)) != 0)
+    return rc;
   /* kinesis-local never answers "Expect: 100-continue": without this, curl waits 1 s on
    * bodies over 1 MiB. (An empty "Expect:" value would get 417 from Node: remove it.) */
   if ((rc = append_header(h, "Expect", "")) != 0)
@@ -451,38 +509,39 @@ static int prepare(struct weir_http *h, const struct weir_http_request *req,
   return 0;
 }
 
-/* Fills resp after the transfer ended with curl code `cc`; returns the request's rc. */
-static int finish(struct weir_http *h, CURLcode cc, struct weir_http_response *resp) {
-  int rc = 0;
-  long nc = 0;
+/* Sets resp's error text and code for a transfer that failed with curl code cc (h->errbuf or
+ * curl's text for cc); returns the request's rc. */
+static int transport_error(struct weir_http *h, CURLcode cc, struct weir_http_response *resp) {
+  int rc;
 
   resp->curl_code = (int)cc;
-  curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &resp->status);
-  if (curl_easy_getinfo(h->easy, CURLINFO_NUM_CONNECTS, &nc) == CURLE_OK)
-    h->connects += nc;
-  if (cc != CURLE_OK) {
-    if (h->too_big) {
-      rc = WEIR_ETOOBIG;
-      snprintf(resp->error, sizeof(resp->error), "response body larger than %zu bytes",
-               h->max_response);
-    } else {
-      bool tls = cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
-                 cc == CURLE_SSL_ISSUER_ERROR;
-      /* Verification is always on; say how to trust a private CA instead of turning it off. */
-      const char *msg = h->errbuf[0] != '\0' ? h->errbuf : curl_easy_strerror(cc);
-      const char *hint = tls ? " (TLS certificate not trusted: for a private CA set ca_file to "
-                               "its PEM file; the URL's host must be a name the certificate holds)"
-                             : "";
-      size_t hl = strlen(hint), ml = strlen(msg);
+  if (h->too_big) {
+    rc = WEIR_ETOOBIG;
+    snprintf(resp->error, sizeof(resp->error), "response body larger than %zu bytes",
+             h->max_response);
+  } else {
+    bool tls = cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+               cc == CURLE_SSL_ISSUER_ERROR;
+    /* Verification is always on; say how to trust a private CA instead of turning it off. */
+    const char *msg = h->errbuf[0] != '\0' ? h->errbuf : curl_easy_strerror(cc);
+    const char *hint = tls ? " (TLS certificate not trusted: for a private CA set ca_file to "
+                             "its PEM file; the URL's host must be a name the certificate holds)"
+                           : "";
+    size_t hl = strlen(hint), ml = strlen(msg);
 
-      rc = cc == CURLE_OPERATION_TIMEDOUT ? WEIR_ETIMEDOUT : WEIR_EIO;
-      if (ml > sizeof(resp->error) - 1 - hl)
-        ml = sizeof(resp->error) - 1 - hl;
-      memcpy(resp->error, msg, ml);
-      memcpy(resp->error + ml, hint, hl + 1);
-    }
-    resp->status = rc == WEIR_ETOOBIG ? resp->status : 0;
+    rc = cc == CURLE_OPERATION_TIMEDOUT ? WEIR_ETIMEDOUT : WEIR_EIO;
+    if (ml > sizeof(resp->error) - 1 - hl)
+      ml = sizeof(resp->error) - 1 - hl;
+    memcpy(resp->error, msg, ml);
+    memcpy(resp->error + ml, hint, hl + 1);
   }
+  if (rc != WEIR_ETOOBIG)
+    resp->status = 0;
+  return rc;
+}
+
+/* Points resp at the body (NUL-terminated) and ends the request; returns rc. */
+static int finish_body(struct weir_http *h, int rc, struct weir_http_response *resp) {
   if (reserve(h, h->len) != 0 && rc == 0)
     rc = WEIR_ENOMEM;
   if (h->buf != NULL)
@@ -494,12 +553,375 @@ static int finish(struct weir_http *h, CURLcode cc, struct weir_http_response *r
   return rc;
 }
 
+/* Fills resp after the transfer ended with curl code `cc`; returns the request's rc. */
+static int finish(struct weir_http *h, CURLcode cc, struct weir_http_response *resp) {
+  int rc = 0;
+  long nc = 0;
+
+  resp->curl_code = (int)cc;
+  curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &resp->status);
+  if (curl_easy_getinfo(h->easy, CURLINFO_NUM_CONNECTS, &nc) == CURLE_OK)
+    h->connects += nc;
+  if (cc != CURLE_OK)
+    rc = transport_error(h, cc, resp);
+  return finish_body(h, rc, resp);
+}
+
+/* ---- POST over a CONNECT_ONLY connection -------------------------------------------------- */
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void raw_close(struct weir_http *h) {
+  if (h->raw != NULL)
+    curl_easy_cleanup(h->raw);
+  h->raw = NULL;
+  h->raw_url[0] = '\0';
+}
+
+/* Opens the connection for url (DNS, TCP, proxy tunnel, TLS) within the deadline. */
+static CURLcode raw_connect(struct weir_http *h, const char *url, int64_t deadline) {
+  int64_t left = deadline - mono_ms();
+  curl_socket_t sock = CURL_SOCKET_BAD;
+  size_t n = strlen(url);
+  CURLcode cc;
+  CURL *e;
+
+  raw_close(h);
+  if (n >= sizeof(h->raw_url))
+    return CURLE_URL_MALFORMAT;
+  if (left <= 0)
+    return CURLE_OPERATION_TIMEDOUT;
+  if ((h->raw = e = curl_easy_init()) == NULL)
+    return CURLE_OUT_OF_MEMORY;
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
+  /* ALPN must offer http/1.1 only: an HTTP/2 connection would take the request as stream
+   * data. */
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+  /* Through a proxy (the *_proxy environment variables), tunnel: the request is written to
+   * the connection as to the server itself. */
+  curl_easy_setopt(e, CURLOPT_HTTPPROXYTUNNEL, 1L);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)left);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (h->ca_file != NULL)
+    curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+  if (h->resolve != NULL)
+    curl_easy_setopt(e, CURLOPT_RESOLVE, h->resolve);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  if ((cc = curl_easy_perform(e)) == CURLE_OK &&
+      (cc = curl_easy_getinfo(e, CURLINFO_ACTIVESOCKET, &sock)) == CURLE_OK &&
+      sock == CURL_SOCKET_BAD)
+    cc = CURLE_COULDNT_CONNECT;
+  if (cc != CURLE_OK) {
+    raw_close(h);
+    return cc;
+  }
+  h->raw_sock = sock;
+  memcpy(h->raw_url, url, n + 1);
+  h->connects++;
+  return CURLE_OK;
+}
+
+/* Waits until the connection's socket is ready for `events` or the deadline passes. */
+static CURLcode raw_wait(struct weir_http *h, short events, int64_t deadline) {
+  for (;;) {
+    struct pollfd pfd = {h->raw_sock, events, 0};
+    int64_t left = deadline - mono_ms();
+    int r;
+
+    if (left <= 0) {
+      snprintf(h->errbuf, sizeof(h->errbuf), "request timed out after %ld ms",
+               h->request_timeout_ms);
+      return CURLE_OPERATION_TIMEDOUT;
+    }
+    r = poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
+    if (r > 0)
+      return CURLE_OK;
+    if (r < 0 && errno != EINTR) {
+      snprintf(h->errbuf, sizeof(h->errbuf), "poll: %s", strerror(errno));
+      return CURLE_RECV_ERROR;
+    }
+  }
+}
+
+static CURLcode raw_send(struct weir_http *h, const uint8_t *p, size_t n, int64_t deadline) {
+  while (n > 0) {
+    size_t sent = 0;
+    CURLcode cc = curl_easy_send(h->raw, p, n, &sent);
+
+    if (cc == CURLE_AGAIN) {
+      if ((cc = raw_wait(h, POLLOUT, deadline)) != CURLE_OK)
+        return cc;
+      continue;
+    }
+    if (cc != CURLE_OK)
+      return cc;
+    p += sent;
+    n -= sent;
+  }
+  return CURLE_OK;
+}
+
+/* ---- the response parser's callbacks (http-parser) */
+
+/* A header line is complete: act on the two this transport reads. */
+static void hp_header(struct weir_http *h) {
+  if (h->hp_name_len > 0 && strcasecmp(h->hp_name, "x-amzn-errortype") == 0) {
+    /* "Code:http://internal.amazon.com/..." keeps only the code */
+    size_t vl = strcspn(h->hp_value, ":");
+
+    if (vl >= sizeof(h->resp->error_type))
+      vl = sizeof(h->resp->error_type) - 1;
+    memcpy(h->resp->error_type, h->hp_value, vl);
+    h->resp->error_type[vl] = '\0';
+  }
+  h->hp_name_len = h->hp_value_len = 0;
+  h->hp_name[0] = h->hp_value[0] = '\0';
+}
+
+/* Appends a piece of a header name or value; one that does not fit is not one we read. */
+static void hp_append(char *dst, size_t cap, size_t *len, const char *at, size_t n) {
+  if (*len + n >= cap) {
+    *len = cap; /* marks it too long: never matches */
+    dst[0] = '\0';
+    return;
+  }
+  memcpy(dst + *len, at, n);
+  *len += n;
+  dst[*len] = '\0';
+}
+
+static int hp_message_begin(http_parser *p) {
+  struct weir_http *h = p->data;
+
+  h->len = 0;
+  h->hp_in_value = false;
+  h->hp_name_len = h->hp_value_len = 0;
+  h->hp_name[0] = h->hp_value[0] = '\0';
+  h->resp->error_type[0] = '\0';
+  return 0;
+}
+
+static int hp_header_field(http_parser *p, const char *at, size_t n) {
+  struct weir_http *h = p->data;
+
+  if (h->hp_in_value) {
+    hp_header(h);
+    h->hp_in_value = false;
+  }
+  if (h->hp_name_len < sizeof(h->hp_name))
+    hp_append(h->hp_name, sizeof(h->hp_name), &h->hp_name_len, at, n);
+  return 0;
+}
+
+static int hp_header_value(http_parser *p, const char *at, size_t n) {
+  struct weir_http *h = p->data;
+
+  h->hp_in_value = true;
+  if (h->hp_value_len < sizeof(h->hp_value))
+    hp_append(h->hp_value, sizeof(h->hp_value), &h->hp_value_len, at, n);
+  return 0;
+}
+
+static int hp_headers_complete(http_parser *p) {
+  struct weir_http *h = p->data;
+
+  if (h->hp_in_value)
+    hp_header(h);
+  h->hp_in_value = false;
+  /* Size the buffer once for the whole body; past the bound, fail before reading it. */
+  if (p->content_length != ULLONG_MAX && p->content_length > 0) {
+    if (p->content_length > h->max_response) {
+      h->too_big = true;
+      return -1; /* an error for http-parser (1 and 2 mean "no body") */
+    }
+    if (reserve(h, (size_t)p->content_length) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int hp_body(http_parser *p, const char *at, size_t n) {
+  struct weir_http *h = p->data;
+
+  if (reserve(h, h->len + n) != 0)
+    return 1;
+  memcpy(h->buf + h->len, at, n);
+  h->len += n;
+  return 0;
+}
+
+static int hp_message_complete(http_parser *p) {
+  struct weir_http *h = p->data;
+
+  /* An interim response (100 Continue and the like) is followed by the real one. */
+  if (p->status_code >= 100 && p->status_code < 200 && p->status_code != 101)
+    return 0;
+  h->hp_done = true;
+  h->hp_keep = http_should_keep_alive(p) != 0;
+  http_parser_pause(p, 1); /* bytes after the response are not this request's */
+  return 0;
+}
+
+static const http_parser_settings hp_settings = {
+    .on_message_begin = hp_message_begin,
+    .on_header_field = hp_header_field,
+    .on_header_value = hp_header_value,
+    .on_headers_complete = hp_headers_complete,
+    .on_body = hp_body,
+    .on_message_complete = hp_message_complete,
+};
+
+/* Reads and parses the response. *got_any: some response byte arrived. */
+static CURLcode raw_receive(struct weir_http *h, int64_t deadline, bool *got_any) {
+  http_parser_init(&h->parser, HTTP_RESPONSE);
+  h->parser.data = h;
+  h->hp_done = h->hp_keep = false;
+  *got_any = false;
+  while (!h->hp_done) {
+    size_t got = 0, used;
+    CURLcode cc = curl_easy_recv(h->raw, h->rbuf, sizeof(h->rbuf), &got);
+    enum http_errno he;
+
+    if (cc == CURLE_AGAIN) {
+      if ((cc = raw_wait(h, POLLIN, deadline)) != CURLE_OK)
+        return cc;
+      continue;
+    }
+    if (cc != CURLE_OK)
+      return cc;
+    if (got == 0) {
+      /* The end of the connection: it ends a body delimited by it (http-parser calls
+       * on_message_complete); anything else is a response cut short, worth a retry. */
+      http_parser_execute(&h->parser, &hp_settings, NULL, 0);
+      if (h->hp_done) {
+        h->hp_keep = false;
+        break;
+      }
+      snprintf(h->errbuf, sizeof(h->errbuf), "%s",
+               *got_any ? "connection closed before the whole response arrived"
+                        : "connection closed before any response");
+      return *got_any ? CURLE_PARTIAL_FILE : CURLE_GOT_NOTHING;
+    }
+    *got_any = true;
+    used = http_parser_execute(&h->parser, &hp_settings, (const char *)h->rbuf, got);
+    he = HTTP_PARSER_ERRNO(&h->parser);
+    if (he == HPE_PAUSED) {
+      if (used < got)
+        h->hp_keep = false; /* more than one response: do not trust the connection */
+      break;
+    }
+    if (he != HPE_OK) {
+      if (h->too_big)
+        return CURLE_WRITE_ERROR;
+      if (he == HPE_CB_headers_complete || he == HPE_CB_body)
+        return CURLE_OUT_OF_MEMORY;
+      snprintf(h->errbuf, sizeof(h->errbuf), "malformed HTTP response: %s",
+               http_errno_description(he));
+      return CURLE_WEIRD_SERVER_REPLY;
+    }
+  }
+  return CURLE_OK;
+}
+
+/* Writes the request head: request line, the signed header lines, Content-Length. */
+static int raw_head(struct weir_http *h, size_t body_len) {
+  size_t cap = sizeof(h->head), n;
+  int w = snprintf(h->head, cap, "POST %s HTTP/1.1\r\n", h->path);
+
+  if (w < 0 || (size_t)w >= cap)
+    return WEIR_ETOOBIG;
+  n = (size_t)w;
+  for (size_t i = 0; i < h->hdr_n; i++) {
+    size_t l = strlen(h->hdr_nodes[i].data);
+
+    if (n + l + 2 >= cap)
+      return WEIR_ETOOBIG;
+    memcpy(h->head + n, h->hdr_nodes[i].data, l);
+    h->head[n + l] = '\r';
+    h->head[n + l + 1] = '\n';
+    n += l + 2;
+  }
+  w = snprintf(h->head + n, cap - n, "Content-Length: %zu\r\n\r\n", body_len);
+  if (w < 0 || (size_t)w >= cap - n)
+    return WEIR_ETOOBIG;
+  h->head_len = n + (size_t)w;
+  return 0;
+}
+
+/* Whether the kept connection can carry a request: still open, and the server sent nothing
+ * since the last response (a readable socket between requests is its close, or garbage). */
+static bool raw_alive(struct weir_http *h, const char *url) {
+  struct pollfd pfd;
+
+  if (h->raw == NULL || strcmp(h->raw_url, url) != 0)
+    return false;
+  pfd = (struct pollfd){h->raw_sock, POLLIN, 0};
+  return poll(&pfd, 1, 0) == 0;
+}
+
+/* A POST over the kept connection (opened or reopened as needed). */
+static int raw_post(struct weir_http *h, const struct weir_http_request *req,
+                    struct weir_http_response *resp) {
+  int64_t deadline = mono_ms() + h->request_timeout_ms;
+  CURLcode cc = CURLE_OK;
+  bool post;
+  int rc;
+
+  if ((rc = sign_headers(h, req, resp, &post)) != 0 || (rc = raw_head(h, req->body_len)) != 0) {
+    OPENSSL_cleanse(h->head, sizeof(h->head));
+    h->resp = NULL;
+    wipe_headers(h);
+    return rc;
+  }
+  for (int attempt = 0; attempt < 2; attempt++) {
+    bool reused = raw_alive(h, req->url), got_any = false;
+
+    h->errbuf[0] = '\0';
+    h->len = 0;
+    if (!reused && (cc = raw_connect(h, req->url, deadline)) != CURLE_OK)
+      break;
+    if ((cc = raw_send(h, (const uint8_t *)h->head, h->head_len, deadline)) == CURLE_OK &&
+        (req->body_len == 0 || (cc = raw_send(h, req->body, req->body_len, deadline)) == CURLE_OK))
+      cc = raw_receive(h, deadline, &got_any);
+    if (cc == CURLE_OK) {
+      if (!h->hp_keep)
+        raw_close(h);
+      break;
+    }
+    raw_close(h);
+    /* A kept connection the server closed as the request went out: once more on a new one,
+     * as libcurl does. Not after any response byte, a timeout or a fresh connection. */
+    if (!reused || got_any || cc == CURLE_OPERATION_TIMEDOUT || h->too_big)
+      break;
+  }
+  OPENSSL_cleanse(h->head, h->head_len);
+  h->head_len = 0;
+  if (cc != CURLE_OK)
+    rc = transport_error(h, cc, resp);
+  else
+    resp->status = (long)h->parser.status_code;
+  return finish_body(h, rc, resp);
+}
+
 int weir__http_perform(struct weir_http *h, const struct weir_http_request *req,
                        struct weir_http_response *resp) {
   int rc;
 
   if (h == NULL || req == NULL || resp == NULL)
     return WEIR_EINVAL;
+  if (req->method != NULL && strcmp(req->method, "POST") == 0)
+    return raw_post(h, req, resp);
   if ((rc = prepare(h, req, resp)) != 0) {
     h->resp = NULL;
     wipe_headers(h);
