@@ -36,8 +36,9 @@ struct gen_inst {
   struct split *splits; /* n_splits, at most max_splits */
   size_t n_splits;
   size_t max_splits;
-  bool restored; /* a restore replaced the initial split */
-  uint8_t value[WEIR_GEN_VALUE_MAX];
+  bool restored;                     /* a restore replaced the initial split */
+  uint8_t value[WEIR_GEN_VALUE_MAX]; /* default values: the index digits, then 'x' filler */
+  uint64_t value_index;              /* the index value[] holds; UINT64_MAX = none yet */
   char key[24];
 };
 
@@ -97,6 +98,9 @@ static int gen_open(weir_ctx *ctx, void *data, void **inst) {
   gi->splits[0].stride = par;
   gi->splits[0].next = first_owned(g->start, (uint64_t)weir_ctx_subtask(ctx), par);
   gi->n_splits = 1;
+  gi->value_index = UINT64_MAX;
+  if (g->cfg.fn == NULL)
+    memset(gi->value + WEIR_GEN_INDEX_DIGITS, 'x', g->cfg.value_len - WEIR_GEN_INDEX_DIGITS);
   return 0;
 }
 
@@ -107,6 +111,25 @@ static void write_index(uint8_t *p, uint64_t v) {
     p[i] = (uint8_t)('0' + v % 10);
     v /= 10;
   }
+}
+
+/* The default value of index i in gi->value: the filler was written at open, and the digits of
+ * the next index in a split of stride 1 are an increment of the last ones (twenty divisions
+ * per record were a visible share of a generator -> sink job). */
+static void default_value(struct gen_inst *gi, uint64_t i) {
+  if (gi->value_index != UINT64_MAX && i == gi->value_index + 1) {
+    int d = WEIR_GEN_INDEX_DIGITS - 1;
+
+    while (d >= 0 && gi->value[d] == '9')
+      gi->value[d--] = '0';
+    if (d >= 0)
+      gi->value[d]++;
+    else
+      write_index(gi->value, i); /* wrapped past twenty digits: cannot happen for a uint64 */
+  } else {
+    write_index(gi->value, i);
+  }
+  gi->value_index = i;
 }
 
 static int gen_poll(weir_ctx *ctx, void *inst) {
@@ -144,8 +167,7 @@ static int gen_poll(weir_ctx *ctx, void *inst) {
       }
       r.value.len = (size_t)n;
     } else {
-      write_index(gi->value, i);
-      memset(gi->value + WEIR_GEN_INDEX_DIGITS, 'x', cfg->value_len - WEIR_GEN_INDEX_DIGITS);
+      default_value(gi, i);
       r.value.len = cfg->value_len;
     }
     r.value.ptr = gi->value;
