@@ -788,11 +788,15 @@ static CURLcode raw_receive(struct weir_http *h, int64_t deadline, bool *got_any
   h->parser.data = h;
   h->hp_done = h->hp_keep = false;
   *got_any = false;
-  while (!h->hp_done) {
+  /* The answer follows the request: wait for it before the first read rather than try a read
+   * that would only say "again". */
+  for (bool wait = true; !h->hp_done; wait = false) {
     size_t got = 0, used;
-    CURLcode cc = curl_easy_recv(h->raw, h->rbuf, sizeof(h->rbuf), &got);
+    CURLcode cc = wait ? raw_wait(h, POLLIN, deadline) : CURLE_OK;
     enum http_errno he;
 
+    if (cc == CURLE_OK)
+      cc = curl_easy_recv(h->raw, h->rbuf, sizeof(h->rbuf), &got);
     if (cc == CURLE_AGAIN) {
       if ((cc = raw_wait(h, POLLIN, deadline)) != CURLE_OK)
         return cc;
