@@ -8,7 +8,7 @@
  * and weir__http_perform_many, go through libcurl's full transfer (easy_perform / multi).
  * The raw POST path costs a fraction of a full transfer: no per-request URL parsing, header
  * store, progress meter, buffer allocation or poll before each read, which matter at the
- * sink's rate of requests (docs/internals/aws-http.md).
+ * sink's rate of requests (docs/internals/kinesis-client.md).
  */
 #include <curl/curl.h>
 #include <errno.h>

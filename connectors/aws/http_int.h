@@ -1,12 +1,13 @@
 /*
- * http_int.h: the HTTP/1.1 transport of the AWS connectors, on libcurl.
+ * http_int.h: the HTTP/1.1 transport of the AWS connectors, over libcurl.
  *
- * One struct weir_http is one libcurl easy handle: it keeps its connections alive between
- * requests (connection reuse) and its response buffer between requests (no reallocation once it
- * has grown to the largest response seen). Every request is signed through a hook: the
- * transport computes the payload SHA-256 and the X-Amz-Date, sets the Host header, and asks
- * the signer for the Authorization header value. Several handles can have requests in flight at
- * once through weir__http_perform_many (curl multi).
+ * One struct weir_http keeps its connections alive between requests and its response buffer
+ * too (no reallocation once it has grown to the largest response seen). A POST is written on
+ * a connection libcurl opened in CONNECT_ONLY mode (libcurl does DNS, proxies and TLS) and its
+ * answer parsed with http-parser; a GET, and requests in flight together through
+ * weir__http_perform_many, are libcurl transfers (docs/internals/kinesis-client.md). Every
+ * request is signed through a hook: the transport computes the payload SHA-256 and the
+ * X-Amz-Date, sets the Host header, and asks the signer for the Authorization header value.
  *
  * TLS peer and host verification are always on; `ca_file` replaces the system CA store.
  *
