@@ -307,6 +307,36 @@ static void sigv4(void) {
         "X-Empty:\nNoColon\n\n");
 }
 
+/* Byte 0: piece size - 1; byte 1: bound index (64 << i bytes); then the answer. */
+static void http_answer(void) {
+  const char *t = "http_answer";
+  static const char ok[] = "\xff\x07HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n"
+                           "Content-Length: 41\r\nDate: Thu, 26 Nov 2026 08:00:00 GMT\r\n"
+                           "Connection: keep-alive\r\n\r\n"
+                           "{\"StreamNames\":[],\"HasMoreStreams\":false}";
+  static const char chunked[] = "\x02\x03HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "5\r\n{\"a\":\r\n3;ext=1\r\n1}\n\r\n0\r\nTrailer: x\r\n\r\n";
+  static const char cont[] = "\x10\x02HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
+                             "content-length: 2\r\n\r\n{}";
+  static const char err[] = "\x07\x03HTTP/1.1 400 Bad Request\r\nx-amzn-ErrorType: "
+                            "ResourceNotFoundException:http://internal.amazon.com/coral/\r\n"
+                            "Content-Length: 68\r\n\r\n{\"__type\":\"ResourceNotFoundException\","
+                            "\"message\":\"Stream s not found\"}";
+  static const char eof[] =
+      "\x00\x01HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end";
+  static const char cut[] = "\x40\x04HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"Fail";
+  static const char big[] = "\xff\x00HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n{}";
+  static const char junk[] = "\x05\x01SSH-2.0-OpenSSH_9.2\r\n";
+  put(t, "ok", ok, sizeof(ok) - 1);
+  put(t, "chunked", chunked, sizeof(chunked) - 1);
+  put(t, "continue", cont, sizeof(cont) - 1);
+  put(t, "error", err, sizeof(err) - 1);
+  put(t, "eof_body", eof, sizeof(eof) - 1);
+  put(t, "truncated", cut, sizeof(cut) - 1);
+  put(t, "too_big", big, sizeof(big) - 1);
+  put(t, "not_http", junk, sizeof(junk) - 1);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: gen_seeds <corpus-dir>\n");
@@ -321,5 +351,6 @@ int main(int argc, char **argv) {
   snapshot();
   meta();
   sigv4();
+  http_answer();
   return 0;
 }

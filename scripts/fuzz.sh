@@ -13,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 seconds=${1:-${FUZZ_SECONDS:-30}}
 dir=${FUZZ_BUILD_DIR:-build-fuzz}
-targets=${FUZZ_TARGETS:-"get_records put_records list_shards kpl_decode ckpt_snapshot ckpt_meta sigv4 pipeline"}
+targets=${FUZZ_TARGETS:-"get_records put_records list_shards kpl_decode ckpt_snapshot ckpt_meta sigv4 pipeline http_answer"}
 
 cc=${FUZZ_CC:-}
 if [ -z "$cc" ]; then

@@ -782,18 +782,57 @@ static const http_parser_settings hp_settings = {
     .on_message_complete = hp_message_complete,
 };
 
-/* Reads and parses the response. *got_any: some response byte arrived. */
-static CURLcode raw_receive(struct weir_http *h, int64_t deadline, bool *got_any) {
+/* Starts parsing an answer. */
+static void hp_start(struct weir_http *h) {
   http_parser_init(&h->parser, HTTP_RESPONSE);
   h->parser.data = h;
   h->hp_done = h->hp_keep = false;
+}
+
+/* Feeds the next n bytes of the answer to the parser; n == 0 says the connection ended, which
+ * ends a body delimited by it (http-parser then completes the message). Returns CURLE_OK (see
+ * h->hp_done) or the error; `more` tells whether bytes arrived before (for the error). */
+static CURLcode hp_feed(struct weir_http *h, const uint8_t *p, size_t n, bool more) {
+  enum http_errno he;
+  size_t used;
+
+  if (n == 0) {
+    http_parser_execute(&h->parser, &hp_settings, NULL, 0);
+    if (h->hp_done) {
+      h->hp_keep = false;
+      return CURLE_OK;
+    }
+    snprintf(h->errbuf, sizeof(h->errbuf), "%s",
+             more ? "connection closed before the whole response arrived"
+                  : "connection closed before any response");
+    return more ? CURLE_PARTIAL_FILE : CURLE_GOT_NOTHING;
+  }
+  used = http_parser_execute(&h->parser, &hp_settings, (const char *)p, n);
+  he = HTTP_PARSER_ERRNO(&h->parser);
+  if (he == HPE_PAUSED) {
+    if (used < n)
+      h->hp_keep = false; /* more than one answer: do not trust the connection */
+    return CURLE_OK;
+  }
+  if (he == HPE_OK)
+    return CURLE_OK;
+  if (h->too_big)
+    return CURLE_WRITE_ERROR;
+  if (he == HPE_CB_headers_complete || he == HPE_CB_body)
+    return CURLE_OUT_OF_MEMORY;
+  snprintf(h->errbuf, sizeof(h->errbuf), "malformed HTTP response: %s", http_errno_description(he));
+  return CURLE_WEIRD_SERVER_REPLY;
+}
+
+/* Reads and parses the response. *got_any: some response byte arrived. */
+static CURLcode raw_receive(struct weir_http *h, int64_t deadline, bool *got_any) {
+  hp_start(h);
   *got_any = false;
   /* The answer follows the request: wait for it before the first read rather than try a read
    * that would only say "again". */
   for (bool wait = true; !h->hp_done; wait = false) {
-    size_t got = 0, used;
+    size_t got = 0;
     CURLcode cc = wait ? raw_wait(h, POLLIN, deadline) : CURLE_OK;
-    enum http_errno he;
 
     if (cc == CURLE_OK)
       cc = curl_easy_recv(h->raw, h->rbuf, sizeof(h->rbuf), &got);
@@ -802,40 +841,38 @@ static CURLcode raw_receive(struct weir_http *h, int64_t deadline, bool *got_any
         return cc;
       continue;
     }
-    if (cc != CURLE_OK)
+    if (cc == CURLE_OK)
+      cc = hp_feed(h, h->rbuf, got, *got_any);
+    if (cc != CURLE_OK || got == 0)
       return cc;
-    if (got == 0) {
-      /* The end of the connection: it ends a body delimited by it (http-parser calls
-       * on_message_complete); anything else is a response cut short, worth a retry. */
-      http_parser_execute(&h->parser, &hp_settings, NULL, 0);
-      if (h->hp_done) {
-        h->hp_keep = false;
-        break;
-      }
-      snprintf(h->errbuf, sizeof(h->errbuf), "%s",
-               *got_any ? "connection closed before the whole response arrived"
-                        : "connection closed before any response");
-      return *got_any ? CURLE_PARTIAL_FILE : CURLE_GOT_NOTHING;
-    }
     *got_any = true;
-    used = http_parser_execute(&h->parser, &hp_settings, (const char *)h->rbuf, got);
-    he = HTTP_PARSER_ERRNO(&h->parser);
-    if (he == HPE_PAUSED) {
-      if (used < got)
-        h->hp_keep = false; /* more than one response: do not trust the connection */
-      break;
-    }
-    if (he != HPE_OK) {
-      if (h->too_big)
-        return CURLE_WRITE_ERROR;
-      if (he == HPE_CB_headers_complete || he == HPE_CB_body)
-        return CURLE_OUT_OF_MEMORY;
-      snprintf(h->errbuf, sizeof(h->errbuf), "malformed HTTP response: %s",
-               http_errno_description(he));
-      return CURLE_WEIRD_SERVER_REPLY;
-    }
   }
   return CURLE_OK;
+}
+
+int weir__http_parse_answer(struct weir_http *h, const uint8_t *bytes, size_t n, size_t piece,
+                            struct weir_http_response *resp) {
+  CURLcode cc = CURLE_OK;
+  size_t off = 0;
+
+  memset(resp, 0, sizeof(*resp));
+  h->resp = resp;
+  h->len = 0;
+  h->too_big = false;
+  h->errbuf[0] = '\0';
+  hp_start(h);
+  while (cc == CURLE_OK && !h->hp_done) {
+    size_t k = n - off < piece ? n - off : piece;
+
+    cc = hp_feed(h, bytes + off, k, off > 0);
+    if (k == 0)
+      break;
+    off += k;
+  }
+  if (cc != CURLE_OK)
+    return finish_body(h, transport_error(h, cc, resp), resp);
+  resp->status = (long)h->parser.status_code;
+  return finish_body(h, 0, resp);
 }
 
 /* Writes the request head: request line, the signed header lines, Content-Length. */

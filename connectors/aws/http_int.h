@@ -143,6 +143,15 @@ int weir__http_perform_many(struct weir_http_multi *mu, struct weir_http *const 
                             const struct weir_http_request *reqs, struct weir_http_response *resps,
                             int *rcs, size_t n);
 
+/*
+ * Tests and fuzzing: parses `bytes` (n of them) as the answer to a POST exactly as a POST on
+ * the handle's connection would, fed to the parser in pieces of at most `piece` bytes (>= 1)
+ * and then the end of the connection, and fills resp as weir__http_perform does (same rc, body
+ * in the handle's buffer).
+ */
+int weir__http_parse_answer(struct weir_http *h, const uint8_t *bytes, size_t n, size_t piece,
+                            struct weir_http_response *resp);
+
 /* Connections the handle has opened so far (new TCP connections, not reused ones): lets tests
  * check connection reuse. */
 long weir__http_connects(const struct weir_http *h);
