@@ -843,9 +843,9 @@ static CURLcode raw_receive(struct weir_http *h, int64_t deadline, bool *got_any
     }
     if (cc == CURLE_OK)
       cc = hp_feed(h, h->rbuf, got, *got_any);
+    *got_any = *got_any || got > 0; /* before the error return: bytes that are not HTTP count */
     if (cc != CURLE_OK || got == 0)
       return cc;
-    *got_any = true;
   }
   return CURLE_OK;
 }

@@ -164,9 +164,11 @@ int weir_test_fproxy_stats(struct weir_test_fproxy *p, char *json, size_t cap) {
   return fproxy_control(p, "/__proxy/stats", NULL, json, cap) == 200 ? 0 : -1;
 }
 
-long weir_test_fproxy_injected(struct weir_test_fproxy *p, const char *fault) {
+/* A count from the stats: stats[group][key], or stats[key] when group is NULL; 0 when absent
+ * from an object that is there, -1 on error. */
+static long fproxy_stat(struct weir_test_fproxy *p, const char *group, const char *key) {
   char *buf = malloc(FPROXY_STATS_MAX);
-  json_t *root = NULL, *v;
+  json_t *root = NULL, *obj, *v;
   long n = -1;
 
   if (buf == NULL)
@@ -174,15 +176,24 @@ long weir_test_fproxy_injected(struct weir_test_fproxy *p, const char *fault) {
   if (weir_test_fproxy_stats(p, buf, FPROXY_STATS_MAX) != 0)
     goto done;
   root = json_loads(buf, 0, NULL);
-  if (!json_is_object(json_object_get(root, "injected")))
+  obj = group != NULL ? json_object_get(root, group) : root;
+  if (!json_is_object(obj))
     goto done;
-  v = json_object_get(json_object_get(root, "injected"), fault);
+  v = json_object_get(obj, key);
   n = json_is_integer(v) ? (long)json_integer_value(v) : 0;
 
 done:
   json_decref(root);
   free(buf);
   return n;
+}
+
+long weir_test_fproxy_injected(struct weir_test_fproxy *p, const char *fault) {
+  return fproxy_stat(p, "injected", fault);
+}
+
+long weir_test_fproxy_connections(struct weir_test_fproxy *p) {
+  return fproxy_stat(p, NULL, "connections");
 }
 
 void weir_test_fproxy_stop(struct weir_test_fproxy *p) {

@@ -10,15 +10,22 @@
  *
  *   {"op": "PutRecords" | "GetRecords" | ... | "*",      (from X-Amz-Target)
  *    "fault": "throttle" | "http_500" | "http_503" | "reset" | "slow" | "stall" | "truncate" |
- *             "expired_iterator" | "partial_failure",
+ *             "expired_iterator" | "partial_failure" |
+ *             wire shapes: "chunked" | "trickle" | "continue" | "close" | "eof_body" | "garbage",
  *    "rate": 0..1 (default 1), "after": N (skip the first N matching requests),
  *    "count": N (at most N injections), "delay_ms": N ("slow"),
  *    "fraction": 0..1 ("partial_failure", default 0.5),
  *    "error_code": "..." ("partial_failure", default ProvisionedThroughputExceededException)}
  *
+ * The wire shapes forward the request and change only how the real answer is written (chunked
+ * in several chunks; trickled in 1-7 byte writes; after an interim 100 Continue; with
+ * Connection: close and a close; delimited by the connection's end), or answer with a line
+ * that is not HTTP and nothing forwarded ("garbage").
+ *
  * See docs/internals/testing.md for what each fault does on the wire. Control calls go to the
  * same port: POST /__proxy/rules replaces the rules (and resets their after/count counters),
- * GET /__proxy/stats returns {"forwarded":{"<op>":n,...},"injected":{"<fault>":n,...}}.
+ * GET /__proxy/stats returns {"forwarded":{"<op>":n,...},"injected":{"<fault>":n,...},
+ * "connections":n} (client connections that carried a request).
  *
  * The proxy's stdin is a pipe held by the test process, so it exits when the test process
  * dies. Include the .c file from a test (#include "../support/fault_proxy.c") after, or instead
@@ -66,6 +73,10 @@ int weir_test_fproxy_stats(struct weir_test_fproxy *p, char *json, size_t cap);
 
 /* Number of injections of fault kind `fault` (e.g. "throttle") so far; 0 if none, -1 on error. */
 long weir_test_fproxy_injected(struct weir_test_fproxy *p, const char *fault);
+
+/* Number of client connections that carried at least one request (control calls not counted)
+ * so far; -1 on error. */
+long weir_test_fproxy_connections(struct weir_test_fproxy *p);
 
 /* Stops the proxy (closes its stdin, SIGTERM, SIGKILL after 5 s). Idempotent. */
 void weir_test_fproxy_stop(struct weir_test_fproxy *p);

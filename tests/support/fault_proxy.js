@@ -23,11 +23,18 @@
 // does not fire passes the request on to the next rule; a request no rule fires for is
 // forwarded as it is. All randomness (rates, which PutRecords entries fail) comes from one
 // splitmix64 generator seeded with --seed, so the same seed and the same sequence of requests
-// give the same injections.
+// give the same injections. The wire shapes (chunk sizes, trickle pieces and pauses) draw from a
+// second generator, also seeded with --seed, so they do not change which requests are hit.
+//
+// Wire shapes are "faults" that forward the request and change only how the real answer is
+// written (chunked, trickle, continue, close, eof_body), or write no HTTP at all (garbage). An
+// error answer written in a wire shape gets the x-amzn-ErrorType header AWS sends
+// ("<__type>:http://internal.amazon.com/coral/...") when the server did not send one.
 //
 // Control endpoints on the same port (never forwarded):
 //   POST /__proxy/rules   body: a rules array; replaces the rules (their counters restart)
-//   GET  /__proxy/stats   {"forwarded":{"<op>":n,...},"injected":{"<fault>":n,...}}
+//   GET  /__proxy/stats   {"forwarded":{"<op>":n,...},"injected":{"<fault>":n,...},
+//                          "connections":n}  (client connections that carried a request)
 // See docs/internals/testing.md.
 'use strict';
 
@@ -45,6 +52,13 @@ const FAULTS = new Set([
   'truncate', // forwarded; the answer keeps its Content-Length but only half its body is sent
   'expired_iterator', // GetRecords: 400 ExpiredIteratorException, nothing forwarded
   'partial_failure', // PutRecords: some entries removed before forwarding, reported as failed
+  // Wire shapes: forwarded, the real answer written differently.
+  'chunked', // Transfer-Encoding: chunked, the body in several chunks of random sizes
+  'trickle', // the whole answer (head included) in writes of 1-7 bytes, paused between them
+  'continue', // an interim "HTTP/1.1 100 Continue" first, then the answer
+  'close', // the answer with "Connection: close", then the connection is closed
+  'eof_body', // no Content-Length, no chunking: the body ends when the connection closes
+  'garbage', // a line that is not HTTP, nothing forwarded; the connection stays open
 ]);
 
 // stdout carries exactly one line (the port); anything else goes to stderr.
@@ -150,6 +164,20 @@ function nextUnit() {
   return Number(nextU64() >> 11n) / 9007199254740992;
 }
 
+// The wire shapes' generator (chunk cuts, trickle pieces): its own stream, same seed.
+let shapeState = (args.seed ^ 0x5851f42d4c957f2dn) & 0xffffffffffffffffn;
+function shapeU64() {
+  shapeState = (shapeState + 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn;
+  let z = shapeState;
+  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & 0xffffffffffffffffn;
+  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & 0xffffffffffffffffn;
+  return z ^ (z >> 31n);
+}
+// Uniform integer in [lo, hi].
+function shapeInt(lo, hi) {
+  return lo + Number(shapeU64() % BigInt(hi - lo + 1));
+}
+
 // ---- rules and stats -------------------------------------------------------------------------
 
 let rules = [];
@@ -158,7 +186,7 @@ function setRules(list) {
 }
 setRules(args.rules);
 
-const stats = { forwarded: {}, injected: {} };
+const stats = { forwarded: {}, injected: {}, connections: 0 };
 function bump(obj, key) {
   obj[key] = (obj[key] || 0) + 1;
 }
@@ -342,6 +370,126 @@ function partialFailure(rule, req, res, body, op) {
   });
 }
 
+// ---- wire shapes ------------------------------------------------------------------------------
+
+const ERROR_TYPE_SUFFIX = ':http://internal.amazon.com/coral/com.amazonaws.kinesis.v20131202/';
+
+// An answer's headers for a wire shape: answerHeaders without Content-Length (the shape decides
+// how the body is delimited), plus x-amzn-ErrorType on an error answer that lacks it, as AWS
+// sends it (weir reads the header before the body's __type).
+function shapeHeaders(status, headers, body) {
+  const h = answerHeaders(headers, body.length);
+  delete h['content-length'];
+  if (status >= 400 && h['x-amzn-errortype'] === undefined) {
+    try {
+      const t = JSON.parse(body.toString('utf8')).__type;
+      if (typeof t === 'string' && t !== '') h['x-amzn-errortype'] = t + ERROR_TYPE_SUFFIX;
+    } catch (e) {
+      // not JSON: no header
+    }
+  }
+  return h;
+}
+
+// trickle: while t.active, what Node writes on `sock` goes out in writes of 1-7 bytes (Nagle
+// off, so each is its own segment). The first TRICKLE_SLOW_BYTES bytes of an answer (its head
+// and the start of its body) are 1-3 ms apart, so the client reads them in separate pieces;
+// after that a pause comes every TRICKLE_PAUSE_EVERY writes (a 100 KB answer takes a second or
+// two). Installed once per socket; writes pass straight through while inactive.
+const TRICKLE_SLOW_BYTES = 512;
+const TRICKLE_PAUSE_EVERY = 64;
+function trickler(sock) {
+  if (sock.weirTrickle) return sock.weirTrickle;
+  const t = { active: false, queue: [], pumping: false, sent: 0, pieces: 0 };
+  const origWrite = sock.write;
+  const pump = () => {
+    const item = t.queue[0];
+    if (item === undefined || sock.destroyed) {
+      t.queue = [];
+      t.pumping = false;
+      return;
+    }
+    const piece = item.buf.subarray(item.off, item.off + shapeInt(1, 7));
+    item.off += piece.length;
+    const last = item.off >= item.buf.length;
+    if (last) t.queue.shift();
+    origWrite.call(sock, piece, last ? item.cb : undefined);
+    t.sent += piece.length;
+    t.pieces++;
+    if (t.sent <= TRICKLE_SLOW_BYTES || t.pieces % TRICKLE_PAUSE_EVERY === 0)
+      setTimeout(pump, shapeInt(1, 3));
+    else setImmediate(pump);
+  };
+  sock.setNoDelay(true);
+  sock.write = function write(data, encoding, cb) {
+    if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
+    if (!t.active && t.queue.length === 0) return origWrite.call(sock, data, encoding, cb);
+    const buf = typeof data === 'string'
+      ? Buffer.from(data, encoding || 'utf8') : Buffer.from(data);
+    t.queue.push({ buf, off: 0, cb });
+    if (!t.pumping) {
+      t.pumping = true;
+      setImmediate(pump);
+    }
+    return true;
+  };
+  sock.weirTrickle = t;
+  return t;
+}
+
+// Forwards the request and writes the real answer in wire shape `shape`.
+function shaped(shape, req, res, body, op) {
+  if (shape === 'continue') res.writeContinue();
+  forward(req, body, op, (err, status, headers, rbody) => {
+    if (err) {
+      process.stderr.write(`fault_proxy.js: ${op}: target: ${err.message}\n`);
+      resetSocket(req.socket);
+      return;
+    }
+    const h = shapeHeaders(status, headers, rbody);
+    if (shape === 'chunked') {
+      // Without Content-Length Node frames each write as one chunk: 3 to 6 chunks of random
+      // sizes (fewer for a body of fewer bytes), then the last, empty chunk.
+      const n = Math.min(rbody.length, shapeInt(3, 6));
+      let off = 0;
+      res.writeHead(status, h);
+      for (let i = 0; i < n; i++) {
+        const left = rbody.length - off;
+        const k = i === n - 1 ? left : shapeInt(1, left - (n - 1 - i));
+        res.write(rbody.subarray(off, off + k));
+        off += k;
+      }
+      res.end();
+    } else if (shape === 'eof_body') {
+      // Written by hand: Node would add a length or chunk it. No Connection header either;
+      // the end of the connection is the only end of the body.
+      let head = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] || 'Unknown'}\r\n`;
+      for (const [k, v] of Object.entries(h)) {
+        for (const x of [].concat(v)) head += `${k}: ${x}\r\n`;
+      }
+      req.socket.write(Buffer.concat([Buffer.from(head + '\r\n', 'latin1'), rbody]));
+      req.socket.destroySoon(); // FIN once written; nothing more is read from this client
+    } else {
+      h['content-length'] = String(rbody.length);
+      if (shape === 'close') h.connection = 'close'; // Node closes the socket after it
+      if (shape === 'trickle') {
+        const t = trickler(req.socket);
+        t.active = true;
+        t.sent = 0;
+        t.pieces = 0;
+        res.on('finish', () => {
+          t.active = false;
+        });
+      }
+      res.writeHead(status, h);
+      res.end(rbody);
+    }
+  });
+}
+
 function inject(rule, req, res, body, op) {
   // partial_failure counts itself: only when it actually fails entries.
   if (rule.fault !== 'partial_failure') bump(stats.injected, rule.fault);
@@ -392,6 +540,18 @@ function inject(rule, req, res, body, op) {
     case 'partial_failure':
       partialFailure(rule, req, res, body, op);
       return;
+    case 'chunked':
+    case 'trickle':
+    case 'continue':
+    case 'close':
+    case 'eof_body':
+      shaped(rule.fault, req, res, body, op);
+      return;
+    case 'garbage':
+      // What a client gets on a port that is not HTTP (here an SSH server's greeting). The
+      // connection stays open: a client waiting for the rest would wait until its timeout.
+      req.socket.write('SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n');
+      return;
     default:
       sendError(res, 500, 'InternalFailure', `fault_proxy.js: unknown fault ${rule.fault}`);
   }
@@ -432,6 +592,10 @@ const server = http.createServer((req, res) => {
     if (req.url.startsWith('/__proxy/')) {
       control(req, res, body);
       return;
+    }
+    if (!req.socket.weirCounted) {
+      req.socket.weirCounted = true;
+      stats.connections++;
     }
     const target = String(req.headers['x-amz-target'] || '');
     const op = target.includes('.') ? target.slice(target.lastIndexOf('.') + 1) : target || '-';
