@@ -617,6 +617,8 @@ static CURLcode raw_connect(struct weir_http *h, const char *url, int64_t deadli
   if (h->resolve != NULL)
     curl_easy_setopt(e, CURLOPT_RESOLVE, h->resolve);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
+  /* curl_easy_recv reads at most this much per call (default 16 KiB). */
+  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)sizeof(h->rbuf));
   curl_easy_setopt(e, CURLOPT_URL, url);
   if ((cc = curl_easy_perform(e)) == CURLE_OK &&
       (cc = curl_easy_getinfo(e, CURLINFO_ACTIVESOCKET, &sock)) == CURLE_OK &&
@@ -932,8 +934,18 @@ static int raw_post(struct weir_http *h, const struct weir_http_request *req,
     h->len = 0;
     if (!reused && (cc = raw_connect(h, req->url, deadline)) != CURLE_OK)
       break;
-    if ((cc = raw_send(h, (const uint8_t *)h->head, h->head_len, deadline)) == CURLE_OK &&
-        (req->body_len == 0 || (cc = raw_send(h, req->body, req->body_len, deadline)) == CURLE_OK))
+    if (h->head_len <= req->body_headroom && req->body_len > 0) {
+      /* Head and body in one write: one segment train, one wake-up of the server. */
+      uint8_t *w = (uint8_t *)req->body - h->head_len;
+
+      memcpy(w, h->head, h->head_len);
+      cc = raw_send(h, w, h->head_len + req->body_len, deadline);
+      OPENSSL_cleanse(w, h->head_len);
+    } else if ((cc = raw_send(h, (const uint8_t *)h->head, h->head_len, deadline)) == CURLE_OK &&
+               req->body_len > 0) {
+      cc = raw_send(h, req->body, req->body_len, deadline);
+    }
+    if (cc == CURLE_OK)
       cc = raw_receive(h, deadline, &got_any);
     if (cc == CURLE_OK) {
       if (!h->hp_keep)

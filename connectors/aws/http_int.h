@@ -35,6 +35,9 @@
 #define WEIR_HTTP_URL_MAX 2048
 /* One header line; longer values are refused with WEIR_ETOOBIG. */
 #define WEIR_HTTP_HEADER_LINE_MAX 512
+/* Headroom a body buffer keeps for the request head (weir_http_request.body_headroom): the
+ * head of a Kinesis POST is about 400 bytes, 1.5 KiB with a session token. */
+#define WEIR_HTTP_HEAD_ROOM 2048
 /* Default bound on a response body when the options give none. */
 #define WEIR_HTTP_DEFAULT_MAX_RESPONSE (1u << 20)
 /* Defaults for the timeouts (ms). */
@@ -87,6 +90,10 @@ struct weir_http_request {
   size_t n_headers;
   const uint8_t *body; /* borrowed until the call returns; may be NULL when body_len is 0 */
   size_t body_len;
+  /* Bytes right before body the transport may overwrite during the call (0 = none): a POST
+   * whose head fits writes it there and sends head and body with one write (the head is wiped
+   * again before the call returns). */
+  size_t body_headroom;
 };
 
 /*

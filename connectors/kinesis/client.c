@@ -123,7 +123,7 @@ int weir__kinesis_client_create_ex(weir_kinesis_client **out, const weir_kinesis
     return WEIR_ENOMEM;
   default_policies(c->retry);
   c->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)c << 16) ^ 0x2545f4914f6cdd1dull;
-  weir__kjson_init(&c->body, WEIR_KINESIS_PUT_MAX_REQUEST);
+  weir__kjson_init_head(&c->body, WEIR_KINESIS_PUT_MAX_REQUEST, WEIR_HTTP_HEAD_ROOM);
 
   memset(&opts, 0, sizeof(opts));
   opts.access_key_id = cfg->access_key_id;
@@ -223,7 +223,9 @@ int weir__kinesis_call(weir_kinesis_client *c, enum weir_kinesis_op op, const ch
   snprintf(target, sizeof(target), TARGET_PREFIX "%s", op_names[op]);
   hdrs[0] = (struct weir_http_header){"Content-Type", CONTENT_TYPE};
   hdrs[1] = (struct weir_http_header){"X-Amz-Target", target};
-  req = (struct weir_http_request){"POST", c->url, hdrs, 2, body, len};
+  /* The client's own body buffer keeps room for the request head before the text. */
+  req = (struct weir_http_request){
+      "POST", c->url, hdrs, 2, body, len, body == (const uint8_t *)c->body.p ? c->body.head : 0};
   if (stream == NULL)
     stream = "";
 

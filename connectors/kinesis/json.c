@@ -11,8 +11,14 @@ void weir__kjson_init(struct weir_kjson *b, size_t max) {
   b->max = max;
 }
 
+void weir__kjson_init_head(struct weir_kjson *b, size_t max, size_t head) {
+  weir__kjson_init(b, max);
+  b->head = head;
+}
+
 void weir__kjson_free(struct weir_kjson *b) {
-  free(b->p);
+  if (b->p != NULL)
+    free(b->p - b->head);
   memset(b, 0, sizeof(*b));
 }
 
@@ -39,11 +45,11 @@ static char *grow(struct weir_kjson *b, size_t n) {
       cap *= 2;
     if (cap > b->max + 1)
       cap = b->max + 1;
-    if ((p = realloc(b->p, cap)) == NULL) {
+    if ((p = realloc(b->p != NULL ? b->p - b->head : NULL, b->head + cap)) == NULL) {
       b->err = WEIR_ENOMEM;
       return NULL;
     }
-    b->p = p;
+    b->p = p + b->head;
     b->cap = cap;
   }
   return b->p + b->len;

@@ -19,14 +19,19 @@
 /* A growable text buffer with a hard bound. Appends past `max` fail with WEIR_ETOOBIG and
  * leave the buffer unusable until weir__kjson_reset; the first error sticks in `err`. */
 struct weir_kjson {
-  char *p;
+  char *p; /* the text; `head` bytes of the same allocation precede it */
   size_t len;
   size_t cap;
   size_t max;
+  size_t head; /* bytes before p that belong to the buffer (weir__kjson_init_head) */
   int err;
 };
 
 void weir__kjson_init(struct weir_kjson *b, size_t max);
+/* As weir__kjson_init, with `head` bytes of scratch space kept before the text (p - head ..
+ * p), which a transport may fill with the request head so head and body go out in one
+ * write. */
+void weir__kjson_init_head(struct weir_kjson *b, size_t max, size_t head);
 void weir__kjson_free(struct weir_kjson *b);
 /* Empties the buffer (keeps its memory) and clears the error. */
 void weir__kjson_reset(struct weir_kjson *b);

@@ -259,7 +259,7 @@ static int bare_post(const char *url, const char *op, const char *body,
   char target[64];
   struct weir_http_header hdrs[2] = {{"Content-Type", "application/x-amz-json-1.1"},
                                      {"X-Amz-Target", target}};
-  struct weir_http_request req = {"POST", url, hdrs, 2, (const uint8_t *)body, strlen(body)};
+  struct weir_http_request req = {"POST", url, hdrs, 2, (const uint8_t *)body, strlen(body), 0};
 
   snprintf(target, sizeof(target), "Kinesis_20131202.%s", op);
   sent++;

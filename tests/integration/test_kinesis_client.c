@@ -383,7 +383,7 @@ Test(kinesalite, http_requests_in_flight_together_and_bounded_bodies) {
   o.sign_cb = stub_sign;
   for (int i = 0; i < 3; i++) {
     cr_assert_eq(weir__http_create(&hs[i], &o), 0);
-    reqs[i] = (struct weir_http_request){"POST", url, hdrs, 2, (const uint8_t *)"{}", 2};
+    reqs[i] = (struct weir_http_request){"POST", url, hdrs, 2, (const uint8_t *)"{}", 2, 0};
   }
   cr_assert_eq(weir__http_multi_create(&mu), 0);
   for (int round = 0; round < 2; round++) {
