@@ -389,17 +389,15 @@ static int append_header(struct weir_http *h, const char *name, const char *valu
   return 0;
 }
 
-/* The options every request shares; after curl_easy_reset. */
-static void configure(struct weir_http *h) {
-  CURL *e = h->easy;
-
-  curl_easy_reset(e); /* keeps the connection cache and DNS cache */
+/* What every connection of the handle gets: HTTP/1.1 only (for TLS, ALPN offers http/1.1
+ * alone), timeouts, TLS verification on, the CA file and pinned address, the error buffer. */
+static void connection_options(struct weir_http *h, CURL *e, long timeout_ms) {
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->request_timeout_ms);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   if (h->ca_file != NULL)
@@ -407,6 +405,14 @@ static void configure(struct weir_http *h) {
   if (h->resolve != NULL)
     curl_easy_setopt(e, CURLOPT_RESOLVE, h->resolve);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
+}
+
+/* The options every request shares; after curl_easy_reset. */
+static void configure(struct weir_http *h) {
+  CURL *e = h->easy;
+
+  curl_easy_reset(e); /* keeps the connection cache and DNS cache */
+  connection_options(h, e, h->request_timeout_ms);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
@@ -598,25 +604,11 @@ static CURLcode raw_connect(struct weir_http *h, const char *url, int64_t deadli
     return CURLE_OPERATION_TIMEDOUT;
   if ((h->raw = e = curl_easy_init()) == NULL)
     return CURLE_OUT_OF_MEMORY;
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  connection_options(h, e, (long)left);
   curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
-  /* ALPN must offer http/1.1 only: an HTTP/2 connection would take the request as stream
-   * data. */
-  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
   /* Through a proxy (the *_proxy environment variables), tunnel: the request is written to
    * the connection as to the server itself. */
   curl_easy_setopt(e, CURLOPT_HTTPPROXYTUNNEL, 1L);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)left);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-  if (h->ca_file != NULL)
-    curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
-  if (h->resolve != NULL)
-    curl_easy_setopt(e, CURLOPT_RESOLVE, h->resolve);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
   /* curl_easy_recv reads at most this much per call (default 16 KiB). */
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)sizeof(h->rbuf));
   curl_easy_setopt(e, CURLOPT_URL, url);

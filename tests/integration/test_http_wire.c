@@ -61,15 +61,9 @@ static void set_retries(weir_kinesis_client *c, int retries) {
 
 static weir_kinesis_client *connect_to(const char *endpoint, const char *ca_file,
                                        const char *resolve) {
-  weir_kinesis_config cfg;
-  weir_kinesis_client *c = NULL;
-  int rc;
+  weir_kinesis_client *c = weir_test_kserver_connect(endpoint, ca_file, resolve);
 
-  weir_test_kserver_client_config(&cfg, endpoint);
-  cfg.ca_file = ca_file;
-  cfg.connect_timeout_ms = 5000;
-  rc = weir__kinesis_client_create_ex(&c, &cfg, resolve);
-  cr_assert_eq(rc, 0, "client: %s", weir_strerror(rc));
+  cr_assert_not_null(c, "cannot make a client for %s", endpoint);
   set_retries(c, 0);
   return c;
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "connectors/kinesis/client_int.h"
 #include "kinesis_server.h"
 #include "node_child.c"
 
@@ -119,4 +120,17 @@ void weir_test_kserver_client_config(weir_kinesis_config *cfg, const char *endpo
   cfg->secret_access_key = WEIR_TEST_SECRET_ACCESS_KEY;
   cfg->connect_timeout_ms = 2000;
   cfg->request_timeout_ms = 20000;
+}
+
+weir_kinesis_client *weir_test_kserver_connect(const char *endpoint, const char *ca_file,
+                                               const char *resolve) {
+  weir_kinesis_config cfg;
+  weir_kinesis_client *c = NULL;
+
+  weir_test_kserver_client_config(&cfg, endpoint);
+  cfg.ca_file = ca_file;
+  cfg.connect_timeout_ms = 5000;
+  if (weir__kinesis_client_create_ex(&c, &cfg, resolve) != 0)
+    return NULL;
+  return c;
 }

@@ -53,4 +53,12 @@ const char *weir_test_kserver_dir(void);
  */
 void weir_test_kserver_client_config(weir_kinesis_config *cfg, const char *endpoint);
 
+/*
+ * A client (owned by the caller) for `endpoint` with the config above and a 5 s connect
+ * timeout, trusting `ca_file` (NULL = the system store) and with the pinned address `resolve`
+ * ("host:port:addr", NULL = none; both borrowed); NULL on failure (the reason is logged).
+ */
+weir_kinesis_client *weir_test_kserver_connect(const char *endpoint, const char *ca_file,
+                                               const char *resolve);
+
 #endif /* WEIR_TEST_KINESIS_SERVER_H */
