@@ -9,7 +9,13 @@
  *   jansson   json_loadb + EVP_DecodeBlock per record (a JSON tree, then decoding),
  * printing MB/s of response text and records/s, and the ratios. Target: weir >= 200 MB/s.
  *
- * Usage: bench_kinesis_parse [passes, default 20]
+ * Then PutRecords responses (the sink parses one per 500 records sent): 500 result entries in
+ * AWS's member order (SequenceNumber first), kinesalite's (ShardId first), and kinesis-local's
+ * shape (explicit nulls, EncryptionType, 5% failed entries with ErrorCode/ErrorMessage), each
+ * parsed by weir__kinesis_parse_put_records and copied by memcpy in the same run: MB/s, ns per
+ * entry and weir/memcpy (best of 5 interleaved trials).
+ *
+ * Usage: bench_kinesis_parse [passes, default 20] [put (only the PutRecords section)]
  */
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -94,6 +100,106 @@ static double bench_jansson(const struct weir_kjson *b, int passes, uint8_t *dst
   return now() - t0;
 }
 
+/* PutRecords response shapes. */
+#define TRIALS 5
+enum put_shape { PUT_AWS, PUT_KINESALITE, PUT_LOCAL };
+
+static void build_put(struct weir_kjson *b, enum put_shape shape) {
+  weir__kjson_reset(b);
+  weir__kjson_lit(b, shape == PUT_LOCAL ? "{\"FailedRecordCount\":25,\"EncryptionType\":null,"
+                                          "\"Records\":["
+                                        : "{\"FailedRecordCount\":0,\"Records\":[");
+  for (size_t i = 0; i < WEIR_KINESIS_PUT_MAX_RECORDS; i++) {
+    char seq[80], shard[32];
+
+    snprintf(seq, sizeof(seq), "49680562552063787311762523139726802935426585458%09zu", i * 37);
+    snprintf(shard, sizeof(shard), "shardId-%012zu", i % 4);
+    if (i > 0)
+      weir__kjson_lit(b, ",");
+    if (shape == PUT_AWS) {
+      weir__kjson_lit(b, "{\"SequenceNumber\":");
+      weir__kjson_cstr(b, seq);
+      weir__kjson_lit(b, ",\"ShardId\":");
+      weir__kjson_cstr(b, shard);
+    } else if (shape == PUT_KINESALITE) {
+      weir__kjson_lit(b, "{\"ShardId\":");
+      weir__kjson_cstr(b, shard);
+      weir__kjson_lit(b, ",\"SequenceNumber\":");
+      weir__kjson_cstr(b, seq);
+    } else if (i % 20 == 7) {
+      weir__kjson_lit(b, "{\"SequenceNumber\":null,\"ShardId\":null,\"ErrorCode\":"
+                         "\"ProvisionedThroughputExceededException\",\"ErrorMessage\":\"Rate "
+                         "exceeded for shard shardId-000000000001 in stream s under account "
+                         "000000000000.\"");
+    } else {
+      weir__kjson_lit(b, "{\"SequenceNumber\":");
+      weir__kjson_cstr(b, seq);
+      weir__kjson_lit(b, ",\"ShardId\":");
+      weir__kjson_cstr(b, shard);
+      weir__kjson_lit(b, ",\"ErrorCode\":null,\"ErrorMessage\":null");
+    }
+    weir__kjson_lit(b, "}");
+  }
+  weir__kjson_lit(b, "]}");
+}
+
+static void bench_put(int passes) {
+  static const char *const names[] = {"AWS order (SequenceNumber first)",
+                                      "kinesalite order (ShardId first)",
+                                      "kinesis-local (nulls, 5% failed)"};
+  static struct weir_kinesis_put_result res[WEIR_KINESIS_PUT_MAX_RECORDS];
+  const size_t n = WEIR_KINESIS_PUT_MAX_RECORDS;
+  int reps = passes * 200; /* one response is ~55 KB: repeat to get a measurable time */
+  struct weir_kjson b;
+  uint8_t *dst = malloc(1u << 20);
+
+  if (dst == NULL)
+    exit(2);
+  weir__kjson_init(&b, 1u << 20);
+  printf("\nPutRecords response parsing, %d passes over one %zu-entry response in memory\n", reps,
+         n);
+  for (int s = PUT_AWS; s <= PUT_LOCAL; s++) {
+    double t0, tw, tm, mb;
+    size_t failed = 0;
+
+    build_put(&b, (enum put_shape)s);
+    if (b.err != 0 ||
+        weir__kinesis_parse_put_records((const uint8_t *)b.p, b.len, res, n, &failed) != 0 ||
+        failed != (s == PUT_LOCAL ? 25u : 0u)) {
+      fprintf(stderr, "PutRecords parse failed (%s)\n", names[s]);
+      exit(1);
+    }
+    mb = (double)b.len * reps / 1e6;
+    /* The best of TRIALS interleaved trials of reps / TRIALS each: the machine is shared. */
+    tw = tm = 1e9;
+    for (int k = 0; k < TRIALS; k++) {
+      t0 = now();
+      for (int i = 0; i < reps / TRIALS; i++) {
+        if (weir__kinesis_parse_put_records((const uint8_t *)b.p, b.len, res, n, &failed) != 0)
+          exit(1);
+        __asm__ __volatile__("" : : "r"(res) : "memory");
+      }
+      if (now() - t0 < tw)
+        tw = now() - t0;
+      t0 = now();
+      for (int i = 0; i < reps / TRIALS; i++) {
+        memcpy(dst, b.p, b.len);
+        __asm__ __volatile__("" : : "r"(dst) : "memory");
+      }
+      if (now() - t0 < tm)
+        tm = now() - t0;
+    }
+    tw *= TRIALS;
+    tm *= TRIALS;
+    printf("  %s, %.1f KB\n", names[s], (double)b.len / 1e3);
+    printf("    weir    %8.0f MB/s  %7.1f ns/entry\n", mb / tw, tw * 1e9 / ((double)n * reps));
+    printf("    memcpy  %8.0f MB/s  %7.1f ns/entry\n", mb / tm, tm * 1e9 / ((double)n * reps));
+    printf("    weir/memcpy %.3f\n", tm / tw);
+  }
+  weir__kjson_free(&b);
+  free(dst);
+}
+
 int main(int argc, char **argv) {
   int passes = argc > 1 ? atoi(argv[1]) : 20;
   const size_t sizes[] = {100, 10240};
@@ -103,6 +209,11 @@ int main(int argc, char **argv) {
 
   if (passes <= 0 || dst == NULL)
     return 2;
+  if (argc > 2 && strcmp(argv[2], "put") == 0) {
+    bench_put(passes);
+    free(dst);
+    return 0;
+  }
   weir__kjson_init(&b, RESPONSE_BYTES + 4096);
   weir__kinesis_records_init(&r);
   printf("GetRecords response parsing, %d passes over one response held in memory\n", passes);
@@ -125,5 +236,6 @@ int main(int argc, char **argv) {
   weir__kinesis_records_free(&r);
   weir__kjson_free(&b);
   free(dst);
+  bench_put(passes);
   return 0;
 }

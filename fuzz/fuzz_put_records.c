@@ -1,12 +1,13 @@
 /* fuzz_put_records.c: PutRecords response bodies -> weir__kinesis_parse_put_records. The first
- * byte picks how many entries the request had (1..64); the rest is the body. */
+ * byte picks how many entries the request had (1..64); the rest is the body. The parse must
+ * agree with weir__kinesis_parse_put_records_general (no fast path): same code, same results. */
 #include <string.h>
 
 #include "connectors/kinesis/client_int.h"
 #include "fuzz_common.h"
 
 #define MAX_N 64
-static struct weir_kinesis_put_result results[MAX_N];
+static struct weir_kinesis_put_result results[MAX_N], general[MAX_N];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
@@ -16,23 +17,35 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  size_t n, failed = 0, count = 0;
+  size_t n, failed = 0, count = 0, general_failed = 0;
+  int rc;
 
   if (size < 1)
     return 0;
   n = 1 + data[0] % MAX_N;
   memset(results, 0xA5, sizeof(results));
-  if (weir__kinesis_parse_put_records(data + 1, size - 1, results, n, &failed) != 0)
+  memset(general, 0x5A, sizeof(general));
+  rc = weir__kinesis_parse_put_records(data + 1, size - 1, results, n, &failed);
+  FUZZ_CHECK(weir__kinesis_parse_put_records_general(data + 1, size - 1, general, n,
+                                                     &general_failed) == rc);
+  if (rc != 0)
     return 0;
+  FUZZ_CHECK(failed == general_failed);
   for (size_t i = 0; i < n; i++) {
     const struct weir_kinesis_put_result *r = &results[i];
+    const struct weir_kinesis_put_result *g = &general[i];
     FUZZ_CHECK(r->ok == true || r->ok == false);
+    FUZZ_CHECK(r->ok == g->ok);
     if (r->ok) {
       FUZZ_CHECK(memchr(r->sequence_number, 0, sizeof(r->sequence_number)) != NULL);
       FUZZ_CHECK(memchr(r->shard_id, 0, sizeof(r->shard_id)) != NULL);
+      FUZZ_CHECK(strcmp(r->sequence_number, g->sequence_number) == 0);
+      FUZZ_CHECK(strcmp(r->shard_id, g->shard_id) == 0);
     } else {
       FUZZ_CHECK(memchr(r->error_code, 0, sizeof(r->error_code)) != NULL);
       FUZZ_CHECK(memchr(r->error_message, 0, sizeof(r->error_message)) != NULL);
+      FUZZ_CHECK(strcmp(r->error_code, g->error_code) == 0);
+      FUZZ_CHECK(strcmp(r->error_message, g->error_message) == 0);
       count++;
     }
   }

@@ -95,7 +95,15 @@ static void put_records(void) {
       "\"EncryptionType\":null}";
   put(t, "ok2", ok2, sizeof(ok2) - 1);
   put(t, "mixed3", mixed3, sizeof(mixed3) - 1);
+  /* Shapes at the edge of the fast path for common entries (records.c): another member,
+   * a repeated member, an escape, a null next to an error. */
+  static const char edges4[] =
+      "\x03{\"Records\":[{\"ShardId\":\"shardId-000000000002\",\"SequenceNumber\":\"3\","
+      "\"EncryptionType\":\"KMS\"},{\"ShardId\":\"a\",\"ShardId\":\"b\",\"SequenceNumber\":"
+      "\"4\"},{\"SequenceNumber\":\"5\",\"ShardId\":\"s\\u0031\"},{\"ErrorCode\":"
+      "\"InternalFailure\",\"ErrorMessage\":null,\"SequenceNumber\":null}]}";
   put(t, "nulls1", nulls1, sizeof(nulls1) - 1);
+  put(t, "edges4", edges4, sizeof(edges4) - 1);
 }
 
 static void list_shards(void) {

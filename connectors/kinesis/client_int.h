@@ -290,6 +290,11 @@ int weir__kinesis_put_records(weir_kinesis_client *c, const char *stream,
 int weir__kinesis_parse_put_records(const uint8_t *body, size_t len,
                                     struct weir_kinesis_put_result *results, size_t n,
                                     size_t *failed);
+/* The same without the fast path for common result entries: what it must agree with (for
+ * tests and the fuzzer). */
+int weir__kinesis_parse_put_records_general(const uint8_t *body, size_t len,
+                                            struct weir_kinesis_put_result *results, size_t n,
+                                            size_t *failed);
 
 /* Control plane, for tools and tests. */
 int weir__kinesis_create_stream(weir_kinesis_client *c, const char *stream, uint32_t shards);

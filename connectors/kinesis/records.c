@@ -17,6 +17,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "connectors/kinesis/client_int.h"
 #include "runtime/log_int.h"
@@ -591,53 +594,75 @@ fail:
   return rc;
 }
 
-/* A shard id character the fast path accepts ("shardId-000000000001"); anything else,
- * escapes included, goes the general way. */
-static bool shard_char(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
-         c == '_' || c == '.';
-}
+/*
+ * The end of a string whose opening quote is just before p: its closing quote, or NULL when it
+ * holds an escape or a control character or is not closed (the general path decides those).
+ * The string's first bytes are copied to dst[0..cap) on the way (cap may be 0), NUL-terminated
+ * after at most cap - 1 of them; bytes of dst past the NUL may be overwritten.
+ *
+ * Without SSE2, eight bytes at a time: a word holds none of '"', '\\' and bytes below 0x20 when
+ * no byte of w ^ '"', w ^ '\\' or w - 0x20 borrows. A borrow can only mark bytes above a real
+ * match, so the lowest marked byte is the first match (the byte loop finds it on big-endian
+ * hosts).
+ */
+static inline const char *plain_string_copy(const char *p, const char *e, char *dst, size_t cap) {
+  const char *s = p;
+  size_t stored = 0, len, keep;
 
-/* Whether p[0..n) are all decimal digits: eight at a time (a byte is a digit when its high
- * nibble is 3 and adding 6 does not carry into it). */
-static bool all_digits(const char *p, size_t n) {
-  const uint64_t hi = 0xF0F0F0F0F0F0F0F0u, three = 0x3030303030303030u, six = 0x0606060606060606u;
-  size_t i = 0;
+#if defined(__SSE2__)
+  /* Sixteen bytes at a time where SSE2 is there (every x86-64). */
+  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1f);
 
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
+  for (; e - p >= 16; p += 16) {
+    __m128i w = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, bslash)),
+                             _mm_cmpeq_epi8(_mm_min_epu8(w, ctl), w));
+    unsigned bits = (unsigned)_mm_movemask_epi8(m);
 
-    memcpy(&w, p + i, 8);
-    if ((w & hi) != three || ((w + six) & hi) != three)
-      return false;
+    if (stored + 16 <= cap) {
+      /* may run past the quote: the NUL below ends the string */
+      _mm_storeu_si128((__m128i *)(void *)(dst + stored), w);
+      stored += 16;
+    }
+    if (bits != 0) {
+      p += __builtin_ctz(bits);
+      break;
+    }
   }
-  for (; i < n; i++)
-    if (p[i] < '0' || p[i] > '9')
-      return false;
-  return true;
-}
+#else
+  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
 
-/* The characters of a fast-path string value up to its closing quote: decimal digits (a
- * sequence number) or shard id characters. Returns the position after the quote, or NULL when
- * the value is empty, longer than max or holds anything else. */
-static const char *fast_value(const char *p, const char *e, bool digits, size_t max,
-                              const char **start, size_t *len) {
-  size_t span = (size_t)(e - p) < max + 1 ? (size_t)(e - p) : max + 1;
-  const char *q = memchr(p, '"', span);
+  for (; e - p >= 8; p += 8) {
+    uint64_t w, t;
 
-  if (q == NULL || q == p)
-    return NULL;
-  *start = p;
-  *len = (size_t)(q - p);
-  if (digits) {
-    if (!all_digits(p, *len))
+    memcpy(&w, p, 8);
+    if (stored + 8 <= cap) {
+      memcpy(dst + stored, &w, 8); /* may run past the quote: the NUL below ends the string */
+      stored += 8;
+    }
+    t = (((w ^ (ones * '"')) - ones) | ((w ^ (ones * '\\')) - ones) | (w - ones * 0x20)) & ~w &
+        highs;
+    if (t != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+      p += __builtin_ctzll(t) >> 3;
+#endif
+      break;
+    }
+  }
+#endif
+  for (; p < e && *p != '"'; p++)
+    if (*p == '\\' || (unsigned char)*p < 0x20)
       return NULL;
-  } else {
-    for (const char *c = p; c < q; c++)
-      if (!shard_char(*c))
-        return NULL;
+  if (p >= e)
+    return NULL;
+  if (cap > 0) {
+    len = (size_t)(p - s);
+    keep = len < cap ? len : cap - 1;
+    if (stored < keep)
+      memcpy(dst + stored, s + stored, keep - stored);
+    dst[keep] = '\0';
   }
-  return q + 1;
+  return p;
 }
 
 /* p starts with the literal lit (of n characters): the position after it, else NULL. */
@@ -645,52 +670,110 @@ static const char *fast_lit(const char *p, const char *e, const char *lit, size_
   return (size_t)(e - p) >= n && memcmp(p, lit, n) == 0 ? p + n : NULL;
 }
 
+/* The members put_result_fast stores, as bits (a repeated one goes the general way). */
+enum { PUT_SEQ = 1, PUT_SHARD = 2, PUT_CODE = 4, PUT_MSG = 8, PUT_OTHER = 16 };
+
 /*
- * The successful entry as services write it, with no whitespace, in one pass without token
- * objects: {"SequenceNumber":"<digits>","ShardId":"<id>"} (AWS) or the same two members the
- * other way round (kinesalite). Returns false (having consumed and written nothing but res)
- * for anything else; put_result then parses it in full, so the fast path accepts nothing the
- * general one would not, with the same result.
+ * A result entry as services write it, without whitespace, in one pass without token objects:
+ * members SequenceNumber, ShardId, ErrorCode and ErrorMessage in any order, each a string
+ * without escapes or null, and other members whose value is such a string or null (skipped).
+ * That covers AWS ({"SequenceNumber":"<digits>","ShardId":"<id>"} and failed entries),
+ * kinesalite (ShardId first) and kinesis-local (explicit nulls). Returns false for anything
+ * else, having written only into res; put_result then parses the entry in full, so the fast
+ * path accepts nothing the general one would not, with the same result, and leaves every error
+ * to it.
  */
 static bool put_result_fast(struct scan *sc, struct weir_kinesis_put_result *res) {
 #define LIT(s) s, sizeof(s) - 1
-  const char *p = sc->p, *e = sc->end, *seq, *shard;
-  size_t seq_len, shard_len;
+  const char *p = sc->p, *e = sc->end;
+  unsigned seen = 0;
 
-  if ((p = fast_lit(sc->p, e, LIT("{\"SequenceNumber\":\""))) != NULL) {
-    if ((p = fast_value(p, e, true, WEIR_KINESIS_SEQ_MAX, &seq, &seq_len)) == NULL ||
-        (p = fast_lit(p, e, LIT(",\"ShardId\":\""))) == NULL ||
-        (p = fast_value(p, e, false, WEIR_KINESIS_SHARD_ID_MAX, &shard, &shard_len)) == NULL)
-      return false;
-  } else if ((p = fast_lit(sc->p, e, LIT("{\"ShardId\":\""))) != NULL) {
-    if ((p = fast_value(p, e, false, WEIR_KINESIS_SHARD_ID_MAX, &shard, &shard_len)) == NULL ||
-        (p = fast_lit(p, e, LIT(",\"SequenceNumber\":\""))) == NULL ||
-        (p = fast_value(p, e, true, WEIR_KINESIS_SEQ_MAX, &seq, &seq_len)) == NULL)
-      return false;
-  } else {
+  if (p >= e || *p != '{')
     return false;
-  }
+  res->sequence_number[0] = '\0';
+  res->shard_id[0] = '\0';
+  res->error_code[0] = '\0';
+  res->error_message[0] = '\0';
+  do {
+    const char *q;
+    unsigned f;
+    size_t len; /* the longest value the member may have */
+
+    if (++p >= e || *p != '"')
+      return false;
+    p++;
+    /* Known keys are matched with their closing quote and colon; anything else is another
+     * member (a known key written with an escape is one for the general path too). */
+    if ((q = fast_lit(p, e, LIT("SequenceNumber\":"))) != NULL)
+      f = PUT_SEQ;
+    else if ((q = fast_lit(p, e, LIT("ShardId\":"))) != NULL)
+      f = PUT_SHARD;
+    else if ((q = fast_lit(p, e, LIT("ErrorCode\":"))) != NULL)
+      f = PUT_CODE;
+    else if ((q = fast_lit(p, e, LIT("ErrorMessage\":"))) != NULL)
+      f = PUT_MSG;
+    else if ((q = plain_string_copy(p, e, NULL, 0)) != NULL && e - q >= 2 && q[1] == ':')
+      f = PUT_OTHER, q += 2;
+    else
+      return false;
+    if ((seen & f & ~(unsigned)PUT_OTHER) != 0)
+      return false;
+    seen |= f;
+    p = q;
+    if ((q = fast_lit(p, e, LIT("null"))) != NULL) {
+      p = q; /* absent: the field stays "" */
+      continue;
+    }
+    if (p >= e || *p != '"')
+      return false;
+    p++;
+    /* Messages are cut to their buffers as put_result does; the ids must fit. */
+    switch (f) {
+    case PUT_SEQ:
+      q = plain_string_copy(p, e, res->sequence_number, sizeof(res->sequence_number));
+      len = WEIR_KINESIS_SEQ_MAX;
+      break;
+    case PUT_SHARD:
+      q = plain_string_copy(p, e, res->shard_id, sizeof(res->shard_id));
+      len = WEIR_KINESIS_SHARD_ID_MAX;
+      break;
+    case PUT_CODE:
+      q = plain_string_copy(p, e, res->error_code, sizeof(res->error_code));
+      len = SIZE_MAX;
+      break;
+    case PUT_MSG:
+      q = plain_string_copy(p, e, res->error_message, sizeof(res->error_message));
+      len = SIZE_MAX;
+      break;
+    default:
+      q = plain_string_copy(p, e, NULL, 0);
+      len = SIZE_MAX;
+      break;
+    }
+    if (q == NULL || (size_t)(q - p) > len)
+      return false;
+    p = q + 1;
+  } while (p < e && *p == ',');
 #undef LIT
   if (p >= e || *p != '}')
     return false;
-  res->ok = true;
-  memcpy(res->sequence_number, seq, seq_len);
-  res->sequence_number[seq_len] = '\0';
-  memcpy(res->shard_id, shard, shard_len);
-  res->shard_id[shard_len] = '\0';
-  res->error_code[0] = '\0';
-  res->error_message[0] = '\0';
+  if (res->error_code[0] != '\0')
+    res->ok = false;
+  else if (res->sequence_number[0] != '\0' && res->shard_id[0] != '\0')
+    res->ok = true;
+  else
+    return false; /* neither a result nor an error: the general path reports it */
   sc->p = p + 1;
   return true;
 }
 
 /* One PutRecords result entry: SequenceNumber + ShardId, or ErrorCode + ErrorMessage. */
-static int put_result(struct scan *sc, struct weir_kinesis_put_result *res) {
+static int put_result(struct scan *sc, struct weir_kinesis_put_result *res, bool fast) {
   struct str k, v;
   bool present;
 
   ws(sc);
-  if (put_result_fast(sc, res))
+  if (fast && put_result_fast(sc, res))
     return 0;
   memset(res, 0, sizeof(*res));
   if (!eat(sc, '{'))
@@ -739,9 +822,9 @@ static int put_result(struct scan *sc, struct weir_kinesis_put_result *res) {
   return 0;
 }
 
-int weir__kinesis_parse_put_records(const uint8_t *body, size_t len,
-                                    struct weir_kinesis_put_result *results, size_t n,
-                                    size_t *failed) {
+static int parse_put_records(const uint8_t *body, size_t len,
+                             struct weir_kinesis_put_result *results, size_t n, size_t *failed,
+                             bool fast) {
   struct scan sc = {(const char *)body, (const char *)body + len};
   struct str k;
   size_t got = 0, nfail = 0;
@@ -760,7 +843,7 @@ int weir__kinesis_parse_put_records(const uint8_t *body, size_t len,
         if (eat(&sc, ']'))
           continue;
         do {
-          if (got >= n || put_result(&sc, &results[got]) != 0)
+          if (got >= n || put_result(&sc, &results[got], fast) != 0)
             return WEIR_EPARSE;
           nfail += !results[got].ok;
           got++;
@@ -780,4 +863,16 @@ int weir__kinesis_parse_put_records(const uint8_t *body, size_t len,
   if (failed != NULL)
     *failed = nfail;
   return 0;
+}
+
+int weir__kinesis_parse_put_records(const uint8_t *body, size_t len,
+                                    struct weir_kinesis_put_result *results, size_t n,
+                                    size_t *failed) {
+  return parse_put_records(body, len, results, n, failed, true);
+}
+
+int weir__kinesis_parse_put_records_general(const uint8_t *body, size_t len,
+                                            struct weir_kinesis_put_result *results, size_t n,
+                                            size_t *failed) {
+  return parse_put_records(body, len, results, n, failed, false);
 }

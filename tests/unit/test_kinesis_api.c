@@ -438,6 +438,218 @@ Test(kinesis_put_records, both_member_orders_and_near_misses) {
       WEIR_EPARSE);
 }
 
+/* Parses body with and without the fast path (records.c) and asserts the two agree: the same
+ * return code and, on success, the same results. Returns the code. */
+static int put_both(const char *body, size_t len, struct weir_kinesis_put_result *res, size_t n,
+                    size_t *failed) {
+  static struct weir_kinesis_put_result gen[WEIR_KINESIS_PUT_MAX_RECORDS];
+  size_t gfailed = 0;
+  int rc, grc;
+
+  cr_assert_leq(n, WEIR_KINESIS_PUT_MAX_RECORDS);
+  rc = weir__kinesis_parse_put_records((const uint8_t *)body, len, res, n, failed);
+  grc = weir__kinesis_parse_put_records_general((const uint8_t *)body, len, gen, n, &gfailed);
+  cr_assert_eq(rc, grc, "fast %d, general %d: %.*s", rc, grc, (int)len, body);
+  if (rc != 0)
+    return rc;
+  cr_assert_eq(*failed, gfailed);
+  for (size_t i = 0; i < n; i++) {
+    cr_assert_eq(res[i].ok, gen[i].ok, "entry %zu", i);
+    cr_assert_str_eq(res[i].sequence_number, gen[i].sequence_number, "entry %zu", i);
+    cr_assert_str_eq(res[i].shard_id, gen[i].shard_id, "entry %zu", i);
+    cr_assert_str_eq(res[i].error_code, gen[i].error_code, "entry %zu", i);
+    cr_assert_str_eq(res[i].error_message, gen[i].error_message, "entry %zu", i);
+  }
+  return rc;
+}
+
+/* Every proper prefix of body fails, read from a buffer of exactly its length (ASan catches a
+ * read past it). */
+static void put_prefixes_fail(const char *body, size_t n) {
+  static struct weir_kinesis_put_result res[WEIR_KINESIS_PUT_MAX_RECORDS];
+  size_t len = strlen(body), failed;
+
+  for (size_t k = 0; k < len; k++) {
+    char *cut = malloc(k ? k : 1);
+
+    cr_assert_not_null(cut);
+    memcpy(cut, body, k);
+    cr_assert_eq(put_both(cut, k, res, n, &failed), WEIR_EPARSE, "prefix %zu of %s", k, body);
+    free(cut);
+  }
+}
+
+Test(kinesis_put_records, fast_path_shapes_agree_with_general) {
+  /* Both member orders, failures mixed in with nulls in any order, kinesis-local's explicit
+   * nulls and an EncryptionType per entry, a repeated member (the last one wins), an unknown
+   * member of each kind, whitespace, escapes, an empty ErrorCode. */
+  const char *body =
+      "{\"FailedRecordCount\":3,\"EncryptionType\":null,\"Records\":["
+      "{\"SequenceNumber\":\"49543463076548007577105092703039560359975228518395019266\","
+      "\"ShardId\":\"shardId-000000000000\"},"
+      "{\"ShardId\":\"shardId-000000000001\",\"SequenceNumber\":\"1\"},"
+      "{\"ErrorCode\":\"ProvisionedThroughputExceededException\",\"ErrorMessage\":\"Rate "
+      "exceeded for shard shardId-000000000001.\"},"
+      "{\"SequenceNumber\":null,\"ShardId\":null,\"ErrorCode\":\"InternalFailure\","
+      "\"ErrorMessage\":\"Internal service failure.\"},"
+      "{\"ErrorMessage\":null,\"ErrorCode\":\"InternalFailure\"},"
+      "{\"SequenceNumber\":\"2\",\"ShardId\":\"shardId-000000000002\",\"ErrorCode\":null,"
+      "\"ErrorMessage\":null,\"EncryptionType\":\"KMS\"},"
+      "{\"ShardId\":\"a\",\"SequenceNumber\":\"3\",\"ShardId\":\"shardId-000000000003\"},"
+      "{\"X\":1,\"SequenceNumber\":\"4\",\"ShardId\":\"s\"},"
+      "{\"X\":{\"y\":[true]},\"SequenceNumber\":\"5\",\"ShardId\":\"s\"},"
+      "{\"SequenceNumber\":\"6\",\"ShardId\":\"s\",\"X\":null},"
+      "{\"SequenceNumber\" : \"7\", \"ShardId\":\"s\"},"
+      "{\"SequenceNumber\":\"8\",\"ShardId\":\"s\\u0031\"},"
+      "{\"SequenceNumber\":\"9\",\"Shard\\u0049d\":\"x\",\"ShardId\":\"s\"},"
+      "{\"ErrorCode\":\"\",\"SequenceNumber\":\"10\",\"ShardId\":\"s\"}"
+      "]}";
+  static const struct {
+    bool ok;
+    const char *seq, *shard, *code;
+  } want[] = {
+      {true, "49543463076548007577105092703039560359975228518395019266", "shardId-000000000000",
+       ""},
+      {true, "1", "shardId-000000000001", ""},
+      {false, "", "", "ProvisionedThroughputExceededException"},
+      {false, "", "", "InternalFailure"},
+      {false, "", "", "InternalFailure"},
+      {true, "2", "shardId-000000000002", ""},
+      {true, "3", "shardId-000000000003", ""},
+      {true, "4", "s", ""},
+      {true, "5", "s", ""},
+      {true, "6", "s", ""},
+      {true, "7", "s", ""},
+      {true, "8", "s1", ""},
+      {true, "9", "s", ""},
+      {true, "10", "s", ""},
+  };
+  const size_t n = sizeof(want) / sizeof(want[0]);
+  struct weir_kinesis_put_result res[sizeof(want) / sizeof(want[0])];
+  size_t failed = 0;
+
+  cr_assert_eq(put_both(body, strlen(body), res, n, &failed), 0);
+  cr_assert_eq(failed, 3);
+  for (size_t i = 0; i < n; i++) {
+    cr_assert_eq(res[i].ok, want[i].ok, "entry %zu", i);
+    if (want[i].ok) {
+      cr_assert_str_eq(res[i].sequence_number, want[i].seq, "entry %zu", i);
+      cr_assert_str_eq(res[i].shard_id, want[i].shard, "entry %zu", i);
+    }
+    cr_assert_str_eq(res[i].error_code, want[i].code, "entry %zu", i);
+  }
+  cr_assert_str_eq(res[2].error_message, "Rate exceeded for shard shardId-000000000001.");
+  cr_assert_str_eq(res[4].error_message, "");
+  /* Wrong entry counts, trailing garbage, and every truncation fail. */
+  cr_assert_eq(put_both(body, strlen(body), res, n - 1, &failed), WEIR_EPARSE);
+  cr_assert_eq(
+      weir__kinesis_parse_put_records((const uint8_t *)body, strlen(body), res, n + 1, &failed),
+      WEIR_EPARSE);
+  put_prefixes_fail(body, n);
+}
+
+Test(kinesis_put_records, fast_path_limits_and_malformed_entries) {
+  char seq[WEIR_KINESIS_SEQ_MAX + 2], shard[WEIR_KINESIS_SHARD_ID_MAX + 2], msg[400];
+  char body[2048];
+  struct weir_kinesis_put_result res[1];
+  size_t failed;
+
+  /* The longest sequence number and shard id fit; one more character is an error. */
+  memset(seq, '7', sizeof(seq));
+  seq[WEIR_KINESIS_SEQ_MAX] = '\0';
+  memset(shard, 'x', sizeof(shard));
+  shard[WEIR_KINESIS_SHARD_ID_MAX] = '\0';
+  snprintf(body, sizeof(body), "{\"Records\":[{\"SequenceNumber\":\"%s\",\"ShardId\":\"%s\"}]}",
+           seq, shard);
+  cr_assert_eq(put_both(body, strlen(body), res, 1, &failed), 0);
+  cr_assert_str_eq(res[0].sequence_number, seq);
+  cr_assert_str_eq(res[0].shard_id, shard);
+  snprintf(body, sizeof(body), "{\"Records\":[{\"SequenceNumber\":\"%s7\",\"ShardId\":\"s\"}]}",
+           seq);
+  cr_assert_eq(put_both(body, strlen(body), res, 1, &failed), WEIR_EPARSE);
+  snprintf(body, sizeof(body), "{\"Records\":[{\"ShardId\":\"%sx\",\"SequenceNumber\":\"1\"}]}",
+           shard);
+  cr_assert_eq(put_both(body, strlen(body), res, 1, &failed), WEIR_EPARSE);
+  /* A long message is cut to its buffer, not an error. */
+  memset(msg, 'm', sizeof(msg));
+  msg[sizeof(msg) - 1] = '\0';
+  snprintf(body, sizeof(body),
+           "{\"Records\":[{\"ErrorCode\":\"InternalFailure\","
+           "\"ErrorMessage\":\"%s\"}]}",
+           msg);
+  cr_assert_eq(put_both(body, strlen(body), res, 1, &failed), 0);
+  cr_assert_eq(failed, 1);
+  cr_assert_eq(strlen(res[0].error_message), sizeof(res[0].error_message) - 1);
+  /* Entries that are neither a result nor an error, or are not JSON. */
+  static const char *const bad[] = {
+      "{\"Records\":[{}]}",
+      "{\"Records\":[{\"SequenceNumber\":\"1\"}]}",
+      "{\"Records\":[{\"ShardId\":\"s\",\"SequenceNumber\":\"\"}]}",
+      "{\"Records\":[{\"SequenceNumber\":null,\"ShardId\":\"s\"}]}",
+      "{\"Records\":[{\"ErrorMessage\":\"no code\"}]}",
+      "{\"Records\":[{\"SequenceNumber\":\"1\",\"ShardId\":\"s\",}]}",
+      "{\"Records\":[{\"SequenceNumber\":\"1\",\"ShardId\":\"s\"]}",
+      "{\"Records\":[{\"SequenceNumber\":\"1\",\"ShardId\":\"s\"}}",
+      "{\"Records\":[{\"SequenceNumber\":\"1\",\"ShardId\":\"s\"}]}x",
+      "{\"Records\":[{\"SequenceNumber\":\"1\"\"ShardId\":\"s\"}]}",
+      "{\"Records\":[{\"SequenceNumber\":1,\"ShardId\":\"s\"}]}",
+      "{\"Records\":[{\"SequenceNumber\":nul,\"ShardId\":\"s\"}]}",
+      "{\"Records\":[{\"SequenceNumber\":\"1\",\"ShardId\":\"s\t\"}]}",
+      "{\"Records\":[{\"SequenceNumber\":\"1\",\"ShardId\":\"s\\q\"}]}",
+      "{\"Records\":[{\"SequenceNumber\":\"1\",\"X\":\"unterminated}]}",
+      "{\"Records\":[{\"SequenceNumber\":\"1\",\"X\" \"y\",\"ShardId\":\"s\"}]}",
+  };
+  for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
+    cr_assert_eq(put_both(bad[k], strlen(bad[k]), res, 1, &failed), WEIR_EPARSE, "%s", bad[k]);
+}
+
+Test(kinesis_put_records, full_response_every_entry) {
+  /* A 500-entry response as AWS and kinesalite write it, with a failure every 7th entry (71). */
+  static struct weir_kinesis_put_result res[WEIR_KINESIS_PUT_MAX_RECORDS];
+  struct weir_kjson b;
+  size_t failed;
+
+  weir__kjson_init(&b, 1u << 20);
+  for (int order = 0; order < 2; order++) {
+    weir__kjson_reset(&b);
+    weir__kjson_lit(&b, "{\"FailedRecordCount\":71,\"Records\":[");
+    for (size_t i = 0; i < WEIR_KINESIS_PUT_MAX_RECORDS; i++) {
+      char seq[80], shard[32], m[160];
+
+      snprintf(seq, sizeof(seq), "4968056255206378731176252313972680293542658545%010zu", i);
+      snprintf(shard, sizeof(shard), "shardId-%012zu", i % 7);
+      if (i % 7 == 3)
+        snprintf(m, sizeof(m), "%s{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":\"f%zu\"}",
+                 i ? "," : "", i);
+      else if (order == 0)
+        snprintf(m, sizeof(m), "%s{\"SequenceNumber\":\"%s\",\"ShardId\":\"%s\"}", i ? "," : "",
+                 seq, shard);
+      else
+        snprintf(m, sizeof(m), "%s{\"ShardId\":\"%s\",\"SequenceNumber\":\"%s\"}", i ? "," : "",
+                 shard, seq);
+      weir__kjson_lit(&b, m);
+    }
+    weir__kjson_lit(&b, "]}");
+    cr_assert_eq(b.err, 0);
+    cr_assert_eq(put_both(b.p, b.len, res, WEIR_KINESIS_PUT_MAX_RECORDS, &failed), 0);
+    cr_assert_eq(failed, 71); /* i % 7 == 3 for i < 500 */
+    for (size_t i = 0; i < WEIR_KINESIS_PUT_MAX_RECORDS; i++) {
+      char seq[80], shard[32];
+
+      snprintf(seq, sizeof(seq), "4968056255206378731176252313972680293542658545%010zu", i);
+      snprintf(shard, sizeof(shard), "shardId-%012zu", i % 7);
+      cr_assert_eq(res[i].ok, i % 7 != 3, "entry %zu", i);
+      if (res[i].ok) {
+        cr_assert_str_eq(res[i].sequence_number, seq);
+        cr_assert_str_eq(res[i].shard_id, shard);
+      } else {
+        cr_assert_str_eq(res[i].error_code, "InternalFailure");
+      }
+    }
+  }
+  weir__kjson_free(&b);
+}
+
 Test(kinesis_json, put_entries) {
   const uint8_t key[] = {'k', '"', '\\', 0x01};
   struct weir_kjson b;
