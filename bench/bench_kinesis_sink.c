@@ -36,6 +36,7 @@ struct result {
   double wall, cpu;
   double per_request; /* entries per PutRecords */
   long kinesis_records;
+  long minflt; /* minor page faults of the process during the run */
 };
 
 /* generator -> sink; keys = 0: a random partition key per record. */
@@ -46,6 +47,7 @@ static int run_weir(const char *stream, size_t n, int conc, bool agg, uint32_t k
   weir_generator *gen = NULL;
   weir_job *job = NULL;
   double t0, c0;
+  struct rusage ru0, ru1;
   int src, rc;
 
   g.count = n;
@@ -57,6 +59,7 @@ static int run_weir(const char *stream, size_t n, int conc, bool agg, uint32_t k
   weir_test_kserver_client_config(&k.client, endpoint);
   k.max_in_flight = (size_t)conc;
   k.aggregation = agg;
+  getrusage(RUSAGE_SELF, &ru0);
   t0 = bench_wall();
   c0 = bench_cpu_self();
   if ((rc = weir_generator_create(&gen, &g)) == 0 && (rc = weir_job_create(&job, "bench")) == 0 &&
@@ -65,6 +68,8 @@ static int run_weir(const char *stream, size_t n, int conc, bool agg, uint32_t k
     rc = weir_job_run(job);
   out->wall = bench_wall() - t0;
   out->cpu = bench_cpu_self() - c0;
+  getrusage(RUSAGE_SELF, &ru1);
+  out->minflt = ru1.ru_minflt - ru0.ru_minflt;
   if (rc != 0)
     fprintf(stderr, "weir run: %s: %s\n", weir_strerror(rc), job ? weir_job_error(job) : "");
   else {
@@ -155,6 +160,8 @@ int main(int argc, char **argv) {
     printf("  %u keys (0 = random)\n", keys);
     row("weir sink", n, &w);
     row("weir sink+agg", n, &a);
+    printf("  minor page faults during the run: weir sink %ld, weir sink+agg %ld\n", w.minflt,
+           a.minflt);
     return rc == 0 ? 0 : 1;
   }
   if (run_weir("weir-sink", n, conc, false, 0, &w) != 0 || run_sdk("sdk-put", n, conc, &s) != 0 ||

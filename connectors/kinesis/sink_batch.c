@@ -15,7 +15,8 @@
  * Memory. The entry ring (max_buffered_records) and the arena (max_buffered_bytes) are
  * allocated in open. Entries are appended at the tail and reclaimed from the head once
  * acknowledged (or dead-lettered); a record's bytes are contiguous in the arena, wrapping to the
- * start when they do not fit before its end. Nothing is allocated per record.
+ * start when they do not fit before its end, or early when few bytes are live (arena_place).
+ * Nothing is allocated per record.
  *
  * Threads: the subtask thread only.
  */
@@ -38,6 +39,9 @@
 #define WALK_PENDING_MAX (2 * WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS)
 /* Entries ahead of the walk whose key-set slot is prefetched. */
 #define KEY_PREFETCH 8
+/* Arena soft bound (arena_place): the head must be past it for an early wrap. Arenas smaller
+ * than 4 times it always wrap at their end. */
+#define ARENA_SOFT_BYTES ((size_t)1 << 20)
 
 static uint32_t fnv1a32(uint32_t h, const uint8_t *p, size_t n) {
   for (size_t i = 0; i < n; i++)
@@ -93,7 +97,22 @@ void weir__ksink_buf_free(struct ksub *s) {
   s->arena = NULL;
 }
 
-/* Where a record of len bytes would go in the arena; false when it does not fit now. */
+/*
+ * Where a record of len bytes would go in the arena; false when it does not fit now.
+ *
+ * Live bytes are [h, t) (h: the head entry's offset, t: arena_tail), or [h, end of the last
+ * entry before the wrap) and [0, t) once wrapped (t <= h). A record goes at t, or at 0 when it
+ * does not fit before the end (the bytes between t and the end stay unused until the head
+ * passes). It also wraps early, before the end, when the space before the head holds at least
+ * ARENA_SOFT_BYTES and at least what a full entry ring (max_buffered_records) of records of the
+ * mean size now buffered would: a steady flow then cycles through a few MiB, pages hot in
+ * cache, instead of first-touching all of max_buffered_bytes (a page fault per 4 KiB). Records
+ * like those buffered then fill the entry ring before the tail meets the head, so the early
+ * wrap does not cut the buffer short; when the bytes bound binds (larger records), that space
+ * is more than the arena and it never wraps early. The cost: if the records grow while the
+ * head entry stalls just after an early wrap, the buffer takes only about as many bytes as
+ * the offset it wrapped at, until the head passes that point.
+ */
 static bool arena_place(const struct ksub *s, size_t len, size_t *off) {
   size_t h, t = s->arena_tail;
 
@@ -103,11 +122,13 @@ static bool arena_place(const struct ksub *s, size_t len, size_t *off) {
   }
   h = s->ents[s->head].off;
   if (t > h) {
-    if (s->arena_cap - t >= len) {
+    bool early = s->arena_cap >= 4 * ARENA_SOFT_BYTES && h >= ARENA_SOFT_BYTES && len <= h &&
+                 h / s->cap_ents > s->buf_bytes / s->n_ents;
+    if (!early && s->arena_cap - t >= len) {
       *off = t;
       return true;
     }
-    *off = 0; /* wrap: the bytes between t and the end stay unused until the head passes */
+    *off = 0; /* wrap */
     return len <= h;
   }
   *off = t;
@@ -215,8 +236,7 @@ void weir__ksink_buf_push(struct ksub *s, int stream, weir_buf data, weir_buf ke
   }
 }
 
-/* Drops acknowledged entries from the head. */
-static void reclaim(struct ksub *s) {
+void weir__ksink_buf_reclaim(struct ksub *s) {
   while (s->n_ents > 0 && s->ents[s->head].state == KENT_DONE) {
     struct kentry *e = &s->ents[s->head];
 
@@ -487,7 +507,7 @@ static int handle(struct ksub *s, struct kslot *slot) {
   if (s->cfg->rate_mode == WEIR_KINESIS_RATE_AIMD)
     weir__ksink_rate_result(s, slot->n, throttled);
   slot->n = slot->n_members = 0;
-  reclaim(s);
+  weir__ksink_buf_reclaim(s);
   return rc;
 }
 

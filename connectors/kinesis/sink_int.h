@@ -221,6 +221,8 @@ bool weir__ksink_buf_fits(const struct ksub *s, size_t len);
 /* Appends a record (caller checked fits). */
 void weir__ksink_buf_push(struct ksub *s, int stream, weir_buf data, weir_buf key, weir_buf ehk,
                           const struct weir_kpl_u128 *hash_key);
+/* Drops acknowledged (KENT_DONE) entries from the head (called after each request). */
+void weir__ksink_buf_reclaim(struct ksub *s);
 enum ksink_goal { KSINK_POLL = 0, KSINK_SPACE, KSINK_DRAIN };
 /*
  * Moves the buffer forward: acts on finished requests, sends what may be sent (full requests;
