@@ -73,11 +73,34 @@ void weir__kjson_lit(struct weir_kjson *b, const char *s) {
   weir__kjson_raw(b, s, strlen(s));
 }
 
+/* Bytes at the start of s[0..n) that JSON takes as they are (no '"', '\\' or control
+ * character), eight at a time: partition keys are almost always all of them. */
+static size_t plain_prefix(const uint8_t *s, size_t n) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  size_t i = 0;
+
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, q, b;
+
+    memcpy(&x, s + i, 8);
+    q = x ^ (ones * '"');
+    b = x ^ (ones * '\\');
+    /* A byte below 0x20, or equal to '"' or '\\', sets its high bit here (exact for bytes
+     * without their own high bit, which are never escaped: ~x masks them out). */
+    if ((((x - ones * 0x20) | (q - ones) | (b - ones)) & ~x & highs) != 0)
+      break;
+  }
+  for (; i < n; i++)
+    if (s[i] == '"' || s[i] == '\\' || s[i] < 0x20)
+      break;
+  return i;
+}
+
 /* Length of the JSON string literal (quotes included) of s[0..n). */
 static size_t str_len(const uint8_t *s, size_t n) {
-  size_t out = 2;
+  size_t i = plain_prefix(s, n), out = 2 + i;
 
-  for (size_t i = 0; i < n; i++)
+  for (; i < n; i++)
     out += (s[i] == '"' || s[i] == '\\') ? 2 : s[i] < 0x20 ? 6 : 1;
   return out;
 }
@@ -85,9 +108,12 @@ static size_t str_len(const uint8_t *s, size_t n) {
 /* Writes the JSON string literal of s[0..n) (str_len(s, n) bytes) at w. */
 static void str_write(char *w, const uint8_t *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
+  size_t i = plain_prefix(s, n);
 
   *w++ = '"';
-  for (size_t i = 0; i < n; i++) {
+  memcpy(w, s, i);
+  w += i;
+  for (; i < n; i++) {
     uint8_t c = s[i];
     if (c == '"' || c == '\\') {
       *w++ = '\\';
