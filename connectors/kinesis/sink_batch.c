@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "../../runtime/log_int.h"
 #include "connectors/kinesis/sink_int.h"
@@ -43,10 +44,12 @@
  * than 4 times it always wrap at their end. */
 #define ARENA_SOFT_BYTES ((size_t)1 << 20)
 
-static uint32_t fnv1a32(uint32_t h, const uint8_t *p, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ p[i]) * 16777619u;
-  return h;
+/* The key-set hash of (stream, partition key): XXH3 (already weir's key-group hash) seeded
+ * with the stream, folded to 32 bits. */
+static uint32_t key_hash(int stream, const uint8_t *p, size_t n) {
+  uint64_t h = XXH3_64bits_withSeed(p, n, (uint64_t)stream * 0x9E3779B97F4A7C15ull);
+
+  return (uint32_t)(h ^ (h >> 32));
 }
 
 weir_buf weir__ksink_data(const struct ksub *s, const struct kentry *e) {
@@ -214,7 +217,7 @@ void weir__ksink_buf_push(struct ksub *s, int stream, weir_buf data, weir_buf ke
   e->ehk_len = (uint8_t)ehk.len;
   e->stream = (uint8_t)stream;
   e->state = KENT_PENDING;
-  e->hash = fnv1a32(2166136261u ^ (uint32_t)stream * 0x9E3779B1u, key.ptr, key.len);
+  e->hash = key_hash(stream, key.ptr, key.len);
   e->attempts = 0;
   e->retry_at_ms = 0;
   if (hash_key != NULL)
