@@ -81,10 +81,11 @@ struct weir_http {
   size_t head_len;
   uint8_t rbuf[64 * 1024]; /* curl_easy_recv lands here, then http-parser reads it */
   http_parser parser;
-  bool hp_done;     /* the final response is complete */
-  bool hp_keep;     /* ... and the connection may carry the next request */
-  bool hp_in_value; /* the last header callback was a value */
-  char hp_name[32]; /* the header being read ('\0' = not one we read) */
+  bool hp_done;       /* the final response is complete */
+  bool hp_keep;       /* ... and the connection may carry the next request */
+  bool hp_bad_status; /* a status below 100 */
+  bool hp_in_value;   /* the last header callback was a value */
+  char hp_name[32];   /* the header being read ('\0' = not one we read) */
   size_t hp_name_len;
   char hp_value[128];
   size_t hp_value_len;
@@ -733,6 +734,10 @@ static int hp_headers_complete(http_parser *p) {
   if (h->hp_in_value)
     hp_header(h);
   h->hp_in_value = false;
+  if (p->status_code < 100) {
+    h->hp_bad_status = true; /* http-parser takes any three digits; HTTP has 100..999 */
+    return -1;
+  }
   /* Size the buffer once for the whole body; past the bound, fail before reading it. */
   if (p->content_length != ULLONG_MAX && p->content_length > 0) {
     if (p->content_length > h->max_response) {
@@ -780,7 +785,7 @@ static const http_parser_settings hp_settings = {
 static void hp_start(struct weir_http *h) {
   http_parser_init(&h->parser, HTTP_RESPONSE);
   h->parser.data = h;
-  h->hp_done = h->hp_keep = false;
+  h->hp_done = h->hp_keep = h->hp_bad_status = false;
 }
 
 /* Feeds the next n bytes of the answer to the parser; n == 0 says the connection ended, which
@@ -812,6 +817,11 @@ static CURLcode hp_feed(struct weir_http *h, const uint8_t *p, size_t n, bool mo
     return CURLE_OK;
   if (h->too_big)
     return CURLE_WRITE_ERROR;
+  if (h->hp_bad_status) {
+    snprintf(h->errbuf, sizeof(h->errbuf), "malformed HTTP response: status %03u",
+             h->parser.status_code);
+    return CURLE_WEIRD_SERVER_REPLY;
+  }
   if (he == HPE_CB_headers_complete || he == HPE_CB_body)
     return CURLE_OUT_OF_MEMORY;
   snprintf(h->errbuf, sizeof(h->errbuf), "malformed HTTP response: %s", http_errno_description(he));

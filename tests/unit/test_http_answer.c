@@ -142,6 +142,8 @@ Test(http_answer, what_is_not_http_fails_without_retry) {
   struct want w = {WEIR_EIO, 0, NULL, "", CURLE_WEIRD_SERVER_REPLY, false};
 
   check("ssh banner", "SSH-2.0-OpenSSH_9.2\r\n", 0, &w);
+  check("status below 100", "HTTP/1.1 099 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", 0, &w);
+  check("status 000", "HTTP/1.1 000 X\r\nContent-Length: 0\r\n\r\n", 0, &w);
   check("bad chunk size",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 0, &w);
 }
