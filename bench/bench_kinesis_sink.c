@@ -37,6 +37,7 @@ struct result {
   double per_request; /* entries per PutRecords */
   long kinesis_records;
   long minflt; /* minor page faults of the process during the run */
+  long csw;    /* context switches (voluntary and not) of the process during the run */
 };
 
 /* generator -> sink; keys = 0: a random partition key per record. */
@@ -70,6 +71,7 @@ static int run_weir(const char *stream, size_t n, int conc, bool agg, uint32_t k
   out->cpu = bench_cpu_self() - c0;
   getrusage(RUSAGE_SELF, &ru1);
   out->minflt = ru1.ru_minflt - ru0.ru_minflt;
+  out->csw = ru1.ru_nvcsw - ru0.ru_nvcsw + ru1.ru_nivcsw - ru0.ru_nivcsw;
   if (rc != 0)
     fprintf(stderr, "weir run: %s: %s\n", weir_strerror(rc), job ? weir_job_error(job) : "");
   else {
@@ -162,6 +164,7 @@ int main(int argc, char **argv) {
     row("weir sink+agg", n, &a);
     printf("  minor page faults during the run: weir sink %ld, weir sink+agg %ld\n", w.minflt,
            a.minflt);
+    printf("  context switches during the run: weir sink %ld, weir sink+agg %ld\n", w.csw, a.csw);
     return rc == 0 ? 0 : 1;
   }
   if (run_weir("weir-sink", n, conc, false, 0, &w) != 0 || run_sdk("sdk-put", n, conc, &s) != 0 ||

@@ -89,6 +89,23 @@ struct weir_http {
   size_t hp_name_len;
   char hp_value[128];
   size_t hp_value_len;
+  /* The POST on its way (weir__http_post_begin until it is over). */
+  bool post_active;
+  bool post_sending;        /* writing the request (else reading the answer) */
+  bool post_reused;         /* sent on a kept connection */
+  bool post_got_any;        /* some answer byte arrived */
+  int post_attempt;         /* 0, or 1 once sent again on a new connection */
+  int64_t post_deadline;    /* monotonic ms */
+  const char *post_url;     /* borrowed from the request */
+  const uint8_t *post_body; /* borrowed: the body, body_headroom bytes before it writable */
+  size_t post_body_len;
+  size_t post_headroom;
+  struct weir_http_response *post_resp; /* borrowed */
+  /* What is left to write: up to two pieces (head and body, or both in the headroom). */
+  const uint8_t *seg_p[2];
+  size_t seg_n[2];
+  size_t seg_i, seg_count;
+  uint8_t *seg_wipe; /* the head's copy in the headroom, wiped once written; NULL */
 };
 
 static void raw_close(struct weir_http *h);
@@ -289,6 +306,9 @@ void weir__http_destroy(struct weir_http *h) {
   if (h->easy != NULL)
     curl_easy_cleanup(h->easy);
   raw_close(h);
+  if (h->seg_wipe != NULL) /* a POST still on its way: its head's copy in the body's headroom */
+    OPENSSL_cleanse(h->seg_wipe, h->head_len);
+  OPENSSL_cleanse(h->head, sizeof(h->head));
   wipe_headers(h);
   curl_slist_free_all(h->resolve);
   free(h->resolve_entry);
@@ -627,46 +647,6 @@ static CURLcode raw_connect(struct weir_http *h, const char *url, int64_t deadli
   return CURLE_OK;
 }
 
-/* Waits until the connection's socket is ready for `events` or the deadline passes. */
-static CURLcode raw_wait(struct weir_http *h, short events, int64_t deadline) {
-  for (;;) {
-    struct pollfd pfd = {h->raw_sock, events, 0};
-    int64_t left = deadline - mono_ms();
-    int r;
-
-    if (left <= 0) {
-      snprintf(h->errbuf, sizeof(h->errbuf), "request timed out after %ld ms",
-               h->request_timeout_ms);
-      return CURLE_OPERATION_TIMEDOUT;
-    }
-    r = poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
-    if (r > 0)
-      return CURLE_OK;
-    if (r < 0 && errno != EINTR) {
-      snprintf(h->errbuf, sizeof(h->errbuf), "poll: %s", strerror(errno));
-      return CURLE_RECV_ERROR;
-    }
-  }
-}
-
-static CURLcode raw_send(struct weir_http *h, const uint8_t *p, size_t n, int64_t deadline) {
-  while (n > 0) {
-    size_t sent = 0;
-    CURLcode cc = curl_easy_send(h->raw, p, n, &sent);
-
-    if (cc == CURLE_AGAIN) {
-      if ((cc = raw_wait(h, POLLOUT, deadline)) != CURLE_OK)
-        return cc;
-      continue;
-    }
-    if (cc != CURLE_OK)
-      return cc;
-    p += sent;
-    n -= sent;
-  }
-  return CURLE_OK;
-}
-
 /* ---- the response parser's callbacks (http-parser) */
 
 /* A header line is complete: act on the two this transport reads. */
@@ -828,32 +808,6 @@ static CURLcode hp_feed(struct weir_http *h, const uint8_t *p, size_t n, bool mo
   return CURLE_WEIRD_SERVER_REPLY;
 }
 
-/* Reads and parses the response. *got_any: some response byte arrived. */
-static CURLcode raw_receive(struct weir_http *h, int64_t deadline, bool *got_any) {
-  hp_start(h);
-  *got_any = false;
-  /* The answer follows the request: wait for it before the first read rather than try a read
-   * that would only say "again". */
-  for (bool wait = true; !h->hp_done; wait = false) {
-    size_t got = 0;
-    CURLcode cc = wait ? raw_wait(h, POLLIN, deadline) : CURLE_OK;
-
-    if (cc == CURLE_OK)
-      cc = curl_easy_recv(h->raw, h->rbuf, sizeof(h->rbuf), &got);
-    if (cc == CURLE_AGAIN) {
-      if ((cc = raw_wait(h, POLLIN, deadline)) != CURLE_OK)
-        return cc;
-      continue;
-    }
-    if (cc == CURLE_OK)
-      cc = hp_feed(h, h->rbuf, got, *got_any);
-    *got_any = *got_any || got > 0; /* before the error return: bytes that are not HTTP count */
-    if (cc != CURLE_OK || got == 0)
-      return cc;
-  }
-  return CURLE_OK;
-}
-
 int weir__http_parse_answer(struct weir_http *h, const uint8_t *bytes, size_t n, size_t piece,
                             struct weir_http_response *resp) {
   CURLcode cc = CURLE_OK;
@@ -915,58 +869,205 @@ static bool raw_alive(struct weir_http *h, const char *url) {
   return poll(&pfd, 1, 0) == 0;
 }
 
-/* A POST over the kept connection (opened or reopened as needed). */
-static int raw_post(struct weir_http *h, const struct weir_http_request *req,
-                    struct weir_http_response *resp) {
-  int64_t deadline = mono_ms() + h->request_timeout_ms;
-  CURLcode cc = CURLE_OK;
-  bool post;
-  int rc;
+/* Writes what the socket takes now of the request (see h->post_sending). */
+static CURLcode raw_push(struct weir_http *h) {
+  while (h->seg_i < h->seg_count) {
+    size_t sent = 0;
+    CURLcode cc = curl_easy_send(h->raw, h->seg_p[h->seg_i], h->seg_n[h->seg_i], &sent);
 
-  if ((rc = sign_headers(h, req, resp, &post)) != 0 || (rc = raw_head(h, req->body_len)) != 0) {
-    OPENSSL_cleanse(h->head, sizeof(h->head));
-    h->resp = NULL;
-    wipe_headers(h);
-    return rc;
+    if (cc == CURLE_AGAIN)
+      return CURLE_OK;
+    if (cc != CURLE_OK)
+      return cc;
+    h->seg_p[h->seg_i] += sent;
+    if ((h->seg_n[h->seg_i] -= sent) == 0)
+      h->seg_i++;
   }
-  for (int attempt = 0; attempt < 2; attempt++) {
-    bool reused = raw_alive(h, req->url), got_any = false;
+  if (h->seg_wipe != NULL)
+    OPENSSL_cleanse(h->seg_wipe, h->head_len);
+  h->seg_wipe = NULL;
+  h->post_sending = false;
+  return CURLE_OK;
+}
 
-    h->errbuf[0] = '\0';
-    h->len = 0;
-    if (!reused && (cc = raw_connect(h, req->url, deadline)) != CURLE_OK)
-      break;
-    if (h->head_len <= req->body_headroom && req->body_len > 0) {
-      /* Head and body in one write: one segment train, one wake-up of the server. */
-      uint8_t *w = (uint8_t *)req->body - h->head_len;
+/* Reads and parses what has arrived of the answer (see h->hp_done). */
+static CURLcode raw_pull(struct weir_http *h) {
+  while (!h->hp_done) {
+    size_t got = 0;
+    CURLcode cc = curl_easy_recv(h->raw, h->rbuf, sizeof(h->rbuf), &got);
 
-      memcpy(w, h->head, h->head_len);
-      cc = raw_send(h, w, h->head_len + req->body_len, deadline);
-      OPENSSL_cleanse(w, h->head_len);
-    } else if ((cc = raw_send(h, (const uint8_t *)h->head, h->head_len, deadline)) == CURLE_OK &&
-               req->body_len > 0) {
-      cc = raw_send(h, req->body, req->body_len, deadline);
-    }
+    if (cc == CURLE_AGAIN)
+      return CURLE_OK;
     if (cc == CURLE_OK)
-      cc = raw_receive(h, deadline, &got_any);
-    if (cc == CURLE_OK) {
-      if (!h->hp_keep)
-        raw_close(h);
-      break;
-    }
-    raw_close(h);
-    /* A kept connection the server closed as the request went out: once more on a new one,
-     * as libcurl does. Not after any response byte, a timeout or a fresh connection. */
-    if (!reused || got_any || cc == CURLE_OPERATION_TIMEDOUT || h->too_big)
-      break;
+      cc = hp_feed(h, h->rbuf, got, h->post_got_any);
+    /* before the error return: bytes that are not HTTP count as an answer */
+    h->post_got_any = h->post_got_any || got > 0;
+    if (cc != CURLE_OK || got == 0)
+      return cc;
   }
+  return CURLE_OK;
+}
+
+/* Sends the request on the kept connection, opening one when there is none (or it died). */
+static CURLcode raw_transmit(struct weir_http *h) {
+  CURLcode cc;
+
+  h->post_reused = raw_alive(h, h->post_url);
+  h->post_got_any = false;
+  h->errbuf[0] = '\0';
+  h->len = 0;
+  if (!h->post_reused && (cc = raw_connect(h, h->post_url, h->post_deadline)) != CURLE_OK)
+    return cc;
+  h->seg_i = 0;
+  h->seg_wipe = NULL;
+  if (h->head_len <= h->post_headroom && h->post_body_len > 0) {
+    /* Head and body in one write: one segment train, one wake-up of the server. */
+    uint8_t *w = (uint8_t *)h->post_body - h->head_len;
+
+    memcpy(w, h->head, h->head_len);
+    h->seg_wipe = w;
+    h->seg_p[0] = w;
+    h->seg_n[0] = h->head_len + h->post_body_len;
+    h->seg_count = 1;
+  } else {
+    h->seg_p[0] = (const uint8_t *)h->head;
+    h->seg_n[0] = h->head_len;
+    h->seg_p[1] = h->post_body;
+    h->seg_n[1] = h->post_body_len;
+    h->seg_count = h->post_body_len > 0 ? 2 : 1;
+  }
+  h->post_sending = true;
+  hp_start(h);
+  return raw_push(h);
+}
+
+/* Ends the POST with curl code cc; returns its result. */
+static int raw_end(struct weir_http *h, CURLcode cc) {
+  struct weir_http_response *resp = h->post_resp;
+  int rc = 0;
+
+  if (h->seg_wipe != NULL)
+    OPENSSL_cleanse(h->seg_wipe, h->head_len);
+  h->seg_wipe = NULL;
   OPENSSL_cleanse(h->head, h->head_len);
   h->head_len = 0;
+  h->post_active = false;
+  h->post_resp = NULL;
   if (cc != CURLE_OK)
     rc = transport_error(h, cc, resp);
   else
     resp->status = (long)h->parser.status_code;
   return finish_body(h, rc, resp);
+}
+
+/* After a write or read step ended with cc (CURLE_OK: the answer is complete): ends the POST
+ * or sends it again. Returns its result when *done. */
+static int raw_settle(struct weir_http *h, CURLcode cc, bool *done) {
+  *done = true;
+  if (cc == CURLE_OK) {
+    if (!h->hp_keep)
+      raw_close(h);
+    return raw_end(h, cc);
+  }
+  raw_close(h);
+  /* A kept connection the server closed as the request went out: once more on a new one,
+   * as libcurl does. Not after any response byte, a timeout or a fresh connection. */
+  if (h->post_attempt == 0 && h->post_reused && !h->post_got_any &&
+      cc != CURLE_OPERATION_TIMEDOUT && !h->too_big) {
+    h->post_attempt = 1;
+    if ((cc = raw_transmit(h)) == CURLE_OK) {
+      *done = false;
+      return 0;
+    }
+    raw_close(h);
+  }
+  return raw_end(h, cc);
+}
+
+int weir__http_post_begin(struct weir_http *h, const struct weir_http_request *req,
+                          struct weir_http_response *resp) {
+  CURLcode cc;
+  bool post, done;
+  int rc;
+
+  if (h == NULL || req == NULL || resp == NULL || h->post_active)
+    return WEIR_EINVAL;
+  if ((rc = sign_headers(h, req, resp, &post)) != 0 || !post ||
+      (rc = raw_head(h, req->body_len)) != 0) {
+    OPENSSL_cleanse(h->head, sizeof(h->head));
+    h->head_len = 0;
+    h->resp = NULL;
+    wipe_headers(h);
+    return rc != 0 ? rc : WEIR_EINVAL;
+  }
+  h->post_active = true;
+  h->post_attempt = 0;
+  h->post_deadline = mono_ms() + h->request_timeout_ms;
+  h->post_url = req->url;
+  h->post_body = req->body;
+  h->post_body_len = req->body_len;
+  h->post_headroom = req->body_headroom;
+  h->post_resp = resp;
+  if ((cc = raw_transmit(h)) == CURLE_OK)
+    return 0;
+  rc = raw_settle(h, cc, &done);
+  return done ? (rc != 0 ? rc : WEIR_EIO) : 0;
+}
+
+int weir__http_post_step(struct weir_http *h, bool *done) {
+  CURLcode cc;
+
+  *done = false;
+  if (!h->post_active)
+    return WEIR_EINVAL;
+  cc = h->post_sending ? raw_push(h) : raw_pull(h);
+  if (cc == CURLE_OK && !h->hp_done) {
+    if (mono_ms() < h->post_deadline)
+      return 0;
+    snprintf(h->errbuf, sizeof(h->errbuf), "request timed out after %ld ms", h->request_timeout_ms);
+    cc = CURLE_OPERATION_TIMEDOUT;
+  }
+  return raw_settle(h, cc, done);
+}
+
+int weir__http_post_socket(const struct weir_http *h) {
+  return h->post_active ? (int)h->raw_sock : -1;
+}
+
+short weir__http_post_events(const struct weir_http *h) {
+  return h->post_sending ? POLLOUT : POLLIN;
+}
+
+int64_t weir__http_post_deadline(const struct weir_http *h) {
+  return h->post_deadline;
+}
+
+void weir__http_post_abort(struct weir_http *h) {
+  if (h == NULL || !h->post_active)
+    return;
+  raw_close(h);
+  snprintf(h->errbuf, sizeof(h->errbuf), "request abandoned");
+  (void)raw_end(h, CURLE_ABORTED_BY_CALLBACK);
+}
+
+/* A POST over the kept connection (opened or reopened as needed), waiting for its answer. */
+static int raw_post(struct weir_http *h, const struct weir_http_request *req,
+                    struct weir_http_response *resp) {
+  bool done = false;
+  int rc = weir__http_post_begin(h, req, resp);
+
+  if (!h->post_active)
+    return rc;
+  while (!done) {
+    struct pollfd pfd = {h->raw_sock, weir__http_post_events(h), 0};
+    int64_t left = h->post_deadline - mono_ms();
+
+    /* A failed poll (EINTR) only shortens the wait: the step tells what happened. */
+    if (left > 0)
+      (void)poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
+    rc = weir__http_post_step(h, &done);
+  }
+  return rc;
 }
 
 int weir__http_perform(struct weir_http *h, const struct weir_http_request *req,

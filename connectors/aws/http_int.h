@@ -129,6 +129,35 @@ int weir__http_perform(struct weir_http *h, const struct weir_http_request *req,
                        struct weir_http_response *resp);
 
 /*
+ * A POST in flight without blocking, for callers that run several handles from one event loop
+ * (the Kinesis sink). weir__http_perform of a POST is begin, then steps until done.
+ *
+ * weir__http_post_begin signs the request, opens (or reuses) the connection, which blocks for
+ * DNS, TCP and TLS on a new one, and writes what the socket takes now. It returns 0 when the
+ * request is on its way, else its result (as weir__http_perform's; the request is over). The
+ * request's body (with its headroom) and url, and resp, stay borrowed until the request is
+ * over; the handle may overwrite the headroom until then.
+ *
+ * While it is on its way, wait until weir__http_post_socket() is ready for
+ * weir__http_post_events() (POLLOUT while writing the request, then POLLIN) or its deadline
+ * (weir__http_post_deadline, monotonic ms) passes, then call weir__http_post_step: it writes
+ * and reads what it can without blocking and sets *done when the request is over, returning
+ * its result; before that it returns 0. A kept connection found closed as the request went out
+ * is reopened once and the request sent again, as weir__http_perform does. A step after the
+ * deadline with the answer incomplete ends the request with WEIR_ETIMEDOUT.
+ *
+ * weir__http_post_abort ends a request on its way (its connection is closed). Destroying the
+ * handle does too.
+ */
+int weir__http_post_begin(struct weir_http *h, const struct weir_http_request *req,
+                          struct weir_http_response *resp);
+int weir__http_post_step(struct weir_http *h, bool *done);
+int weir__http_post_socket(const struct weir_http *h);
+short weir__http_post_events(const struct weir_http *h);
+int64_t weir__http_post_deadline(const struct weir_http *h);
+void weir__http_post_abort(struct weir_http *h);
+
+/*
  * A set of requests in flight together. Its connection pool is separate from the handles' own
  * (used by weir__http_perform): use one multi per group of handles, for the group's lifetime.
  * One thread at a time.
