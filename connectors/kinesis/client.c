@@ -207,75 +207,142 @@ static void sleep_ms(int64_t ms) {
     ;
 }
 
+/* Sets up the HTTP request of a call in c->a_*: target header, the body (the client's own body
+ * buffer keeps room for the request head before the text). */
+static void request_init(weir_kinesis_client *c, enum weir_kinesis_op op, const char *stream,
+                         const uint8_t *body, size_t len) {
+  WEIR_ASSERT((unsigned)op < WEIR_KINESIS_OP_COUNT);
+  c->a_op = op;
+  c->a_stream = stream != NULL ? stream : "";
+  snprintf(c->a_target, sizeof(c->a_target), TARGET_PREFIX "%s", op_names[op]);
+  c->a_hdrs[0] = (struct weir_http_header){"Content-Type", CONTENT_TYPE};
+  c->a_hdrs[1] = (struct weir_http_header){"X-Amz-Target", c->a_target};
+  c->a_req = (struct weir_http_request){"POST",
+                                        c->url,
+                                        c->a_hdrs,
+                                        2,
+                                        body,
+                                        len,
+                                        body == (const uint8_t *)c->body.p ? c->body.head : 0};
+}
+
+/* Reads the outcome of one attempt (rc and c->a_resp from the transport) into c->err; returns
+ * 0 for a 2xx answer. */
+static int attempt_outcome(weir_kinesis_client *c, int rc, int attempt) {
+  const struct weir_http_response *resp = &c->a_resp;
+  struct weir_kinesis_error *err = &c->err;
+
+  memset(err, 0, sizeof(*err));
+  err->attempts = attempt + 1;
+  if (rc == 0 && resp->status >= 200 && resp->status < 300)
+    return 0;
+  if (rc == 0) {
+    weir__kinesis_parse_error(resp->status, resp->error_type, resp->body, resp->body_len, err);
+    if (err->code[0] == '\0')
+      snprintf(err->code, sizeof(err->code), "HTTP%ld", resp->status);
+  } else {
+    /* No response: the transport says whether the failure is worth another try. */
+    err->http_status = 0;
+    snprintf(err->code, sizeof(err->code), "%s",
+             rc == WEIR_ETIMEDOUT ? "RequestTimeout" : weir_err_name(rc));
+    snprintf(err->message, sizeof(err->message), "%s",
+             resp->error[0] ? resp->error : weir_strerror(rc));
+    err->cls =
+        (rc == WEIR_EIO || rc == WEIR_ETIMEDOUT) && weir__http_transport_retryable(resp->curl_code)
+            ? WEIR_KINESIS_ERR_TRANSIENT
+            : WEIR_KINESIS_ERR_FATAL;
+  }
+  err->rc = rc;
+  return rc != 0 ? rc : WEIR_EIO;
+}
+
+/* The call failed for good (c->err from its last attempt): its rc, logged once. */
+static int call_failed(weir_kinesis_client *c) {
+  struct weir_kinesis_error *err = &c->err;
+  const char *op = op_names[c->a_op];
+  int rc = weir__kinesis_error_rc(err);
+
+  err->rc = rc;
+  if (c->quiet)
+    WEIR_LOG_DEBUG("[kinesis %s %s] %s%s%s (HTTP %ld, %d attempt%s)", op, c->a_stream, err->code,
+                   err->message[0] ? ": " : "", err->message, err->http_status, err->attempts,
+                   err->attempts == 1 ? "" : "s");
+  else
+    WEIR_LOG_ERR("[kinesis %s %s] %s%s%s (HTTP %ld, %d attempt%s)", op, c->a_stream, err->code,
+                 err->message[0] ? ": " : "", err->message, err->http_status, err->attempts,
+                 err->attempts == 1 ? "" : "s");
+  return rc;
+}
+
 int weir__kinesis_call(weir_kinesis_client *c, enum weir_kinesis_op op, const char *stream,
                        const uint8_t *body, size_t len, const uint8_t **resp_body,
                        size_t *resp_len) {
-  const struct weir_kinesis_retry *policy;
-  struct weir_http_header hdrs[2];
-  struct weir_http_request req;
-  struct weir_http_response resp;
-  struct weir_kinesis_error *err = &c->err;
-  char target[64];
-  int rc, attempt;
+  const struct weir_kinesis_retry *policy = &c->retry[op];
+  int attempt;
 
-  WEIR_ASSERT((unsigned)op < WEIR_KINESIS_OP_COUNT);
-  policy = &c->retry[op];
-  snprintf(target, sizeof(target), TARGET_PREFIX "%s", op_names[op]);
-  hdrs[0] = (struct weir_http_header){"Content-Type", CONTENT_TYPE};
-  hdrs[1] = (struct weir_http_header){"X-Amz-Target", target};
-  /* The client's own body buffer keeps room for the request head before the text. */
-  req = (struct weir_http_request){
-      "POST", c->url, hdrs, 2, body, len, body == (const uint8_t *)c->body.p ? c->body.head : 0};
-  if (stream == NULL)
-    stream = "";
-
+  request_init(c, op, stream, body, len);
   for (attempt = 0;; attempt++) {
-    memset(err, 0, sizeof(*err));
-    err->attempts = attempt + 1;
-    rc = weir__http_perform(c->http, &req, &resp);
-    if (rc == 0 && resp.status >= 200 && resp.status < 300) {
-      *resp_body = resp.body;
-      *resp_len = resp.body_len;
+    int rc = weir__http_perform(c->http, &c->a_req, &c->a_resp);
+
+    if (attempt_outcome(c, rc, attempt) == 0) {
+      *resp_body = c->a_resp.body;
+      *resp_len = c->a_resp.body_len;
       return 0;
     }
-    if (rc == 0) {
-      weir__kinesis_parse_error(resp.status, resp.error_type, resp.body, resp.body_len, err);
-      if (err->code[0] == '\0')
-        snprintf(err->code, sizeof(err->code), "HTTP%ld", resp.status);
-    } else {
-      /* No response: the transport says whether the failure is worth another try. */
-      err->http_status = 0;
-      snprintf(err->code, sizeof(err->code), "%s",
-               rc == WEIR_ETIMEDOUT ? "RequestTimeout" : weir_err_name(rc));
-      snprintf(err->message, sizeof(err->message), "%s",
-               resp.error[0] ? resp.error : weir_strerror(rc));
-      err->cls =
-          (rc == WEIR_EIO || rc == WEIR_ETIMEDOUT) && weir__http_transport_retryable(resp.curl_code)
-              ? WEIR_KINESIS_ERR_TRANSIENT
-              : WEIR_KINESIS_ERR_FATAL;
-    }
-    err->rc = rc;
-    if (err->cls == WEIR_KINESIS_ERR_FATAL || attempt >= policy->retries)
+    if (c->err.cls == WEIR_KINESIS_ERR_FATAL || attempt >= policy->retries)
       break;
     {
       int64_t delay = weir__kinesis_backoff_ms(policy, attempt, &c->rng);
-      WEIR_LOG_DEBUG("[kinesis %s %s] %s (%s), retry %d/%d in %lld ms", op_names[op], stream,
-                     err->code, err->cls == WEIR_KINESIS_ERR_THROTTLING ? "throttled" : "transient",
+      WEIR_LOG_DEBUG("[kinesis %s %s] %s (%s), retry %d/%d in %lld ms", op_names[op], c->a_stream,
+                     c->err.code,
+                     c->err.cls == WEIR_KINESIS_ERR_THROTTLING ? "throttled" : "transient",
                      attempt + 1, policy->retries, (long long)delay);
       sleep_ms(delay);
     }
   }
-  rc = weir__kinesis_error_rc(err);
-  err->rc = rc;
-  if (c->quiet)
-    WEIR_LOG_DEBUG("[kinesis %s %s] %s%s%s (HTTP %ld, %d attempt%s)", op_names[op], stream,
-                   err->code, err->message[0] ? ": " : "", err->message, err->http_status,
-                   err->attempts, err->attempts == 1 ? "" : "s");
-  else
-    WEIR_LOG_ERR("[kinesis %s %s] %s%s%s (HTTP %ld, %d attempt%s)", op_names[op], stream, err->code,
-                 err->message[0] ? ": " : "", err->message, err->http_status, err->attempts,
-                 err->attempts == 1 ? "" : "s");
-  return rc;
+  return call_failed(c);
+}
+
+int weir__kinesis_call_begin(weir_kinesis_client *c, enum weir_kinesis_op op, const char *stream,
+                             const uint8_t *body, size_t len) {
+  int rc;
+
+  request_init(c, op, stream, body, len);
+  memset(&c->err, 0, sizeof(c->err));
+  if ((rc = weir__http_post_begin(c->http, &c->a_req, &c->a_resp)) == 0)
+    return 0;
+  (void)attempt_outcome(c, rc, 0);
+  return call_failed(c);
+}
+
+int weir__kinesis_call_step(weir_kinesis_client *c, bool *done, const uint8_t **resp_body,
+                            size_t *resp_len) {
+  int rc = weir__http_post_step(c->http, done);
+
+  if (!*done)
+    return 0;
+  if (attempt_outcome(c, rc, 0) == 0) {
+    *resp_body = c->a_resp.body;
+    *resp_len = c->a_resp.body_len;
+    return 0;
+  }
+  return call_failed(c);
+}
+
+int weir__kinesis_call_socket(const weir_kinesis_client *c) {
+  return weir__http_post_socket(c->http);
+}
+
+short weir__kinesis_call_events(const weir_kinesis_client *c) {
+  return weir__http_post_events(c->http);
+}
+
+int64_t weir__kinesis_call_deadline(const weir_kinesis_client *c) {
+  return weir__http_post_deadline(c->http);
+}
+
+void weir__kinesis_call_abort(weir_kinesis_client *c) {
+  weir__http_post_abort(c->http);
 }
 
 size_t weir__kinesis_str_size(const char *s) {

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "connectors/aws/credentials_int.h"
+#include "connectors/aws/http_int.h"
 #include "connectors/kinesis/errors_int.h"
 #include "connectors/kinesis/json_int.h"
 #include "weir/kinesis.h"
@@ -106,6 +107,27 @@ int weir__kinesis_client_create_ex(weir_kinesis_client **out, const weir_kinesis
 int weir__kinesis_call(weir_kinesis_client *c, enum weir_kinesis_op op, const char *stream,
                        const uint8_t *body, size_t len, const uint8_t **resp_body,
                        size_t *resp_len);
+
+/*
+ * One call without blocking on its answer, for an event loop driving several clients (the
+ * sink). One attempt: no retries, whatever the op's policy; the caller schedules them. `body`
+ * and `stream` stay borrowed until the call is over.
+ *
+ * weir__kinesis_call_begin returns 0 when the request is on its way, else the call's error
+ * (as weir__kinesis_call's after its last attempt). Then, whenever weir__kinesis_call_socket()
+ * is ready for weir__kinesis_call_events() or weir__kinesis_call_deadline() (monotonic ms)
+ * passed, call weir__kinesis_call_step: when it sets *done the call is over and it returns
+ * what weir__kinesis_call would (with *resp_body and *resp_len on success); before that it
+ * returns 0. weir__kinesis_call_abort ends a call on its way.
+ */
+int weir__kinesis_call_begin(weir_kinesis_client *c, enum weir_kinesis_op op, const char *stream,
+                             const uint8_t *body, size_t len);
+int weir__kinesis_call_step(weir_kinesis_client *c, bool *done, const uint8_t **resp_body,
+                            size_t *resp_len);
+int weir__kinesis_call_socket(const weir_kinesis_client *c);
+short weir__kinesis_call_events(const weir_kinesis_client *c);
+int64_t weir__kinesis_call_deadline(const weir_kinesis_client *c);
+void weir__kinesis_call_abort(weir_kinesis_client *c);
 
 /* ---- shapes --------------------------------------------------------------------------- */
 
@@ -284,6 +306,13 @@ struct weir_kinesis_put_result {
 int weir__kinesis_put_records(weir_kinesis_client *c, const char *stream,
                               const struct weir_kinesis_put_entry *entries, size_t n,
                               struct weir_kinesis_put_result *results, size_t *failed);
+/* The same as one call on its way (see weir__kinesis_call_begin): begin writes the body from
+ * `entries` (borrowed for the call only) and sends it; step, once done with 0, has parsed the
+ * answer into results (n entries, the n given to begin). */
+int weir__kinesis_put_records_begin(weir_kinesis_client *c, const char *stream,
+                                    const struct weir_kinesis_put_entry *entries, size_t n);
+int weir__kinesis_put_records_step(weir_kinesis_client *c, struct weir_kinesis_put_result *results,
+                                   size_t n, size_t *failed, bool *done);
 
 /* Parses a PutRecords response for n entries into results (exposed for tests). 0 or
  * WEIR_EPARSE (also when the response does not hold exactly n results). */
@@ -343,6 +372,13 @@ struct weir_kinesis_client {
   struct weir_kinesis_error err; /* the last failed call */
   char token_hdr[WEIR_AWS_SESSION_TOKEN_MAX + 1]; /* X-Amz-Security-Token value, per request */
   bool quiet; /* final errors logged at debug level: the caller retries and logs (the sink) */
+  /* The call on its way (weir__kinesis_call_begin until it is over). */
+  enum weir_kinesis_op a_op;
+  const char *a_stream; /* borrowed */
+  char a_target[64];
+  struct weir_http_header a_hdrs[2];
+  struct weir_http_request a_req;
+  struct weir_http_response a_resp;
 };
 
 #endif /* WEIR_KINESIS_CLIENT_INT_H */

@@ -435,17 +435,14 @@ int weir__kinesis_get_records(weir_kinesis_client *c, const char *iterator, uint
 
 /* ---- PutRecords --------------------------------------------------------------------------- */
 
-int weir__kinesis_put_records(weir_kinesis_client *c, const char *stream,
-                              const struct weir_kinesis_put_entry *entries, size_t n,
-                              struct weir_kinesis_put_result *results, size_t *failed) {
+/* Writes the PutRecords body of the entries into c->body. */
+static int put_records_body(weir_kinesis_client *c, const char *stream,
+                            const struct weir_kinesis_put_entry *entries, size_t n) {
   const enum weir_kinesis_op op = WEIR_KINESIS_OP_PUT_RECORDS;
   struct weir_kjson *b = &c->body;
-  const uint8_t *resp;
-  size_t len;
-  int rc;
 
-  if (!valid_name(stream, WEIR_KINESIS_STREAM_NAME_MAX) || entries == NULL || results == NULL ||
-      n == 0 || n > WEIR_KINESIS_PUT_MAX_RECORDS)
+  if (!valid_name(stream, WEIR_KINESIS_STREAM_NAME_MAX) || entries == NULL || n == 0 ||
+      n > WEIR_KINESIS_PUT_MAX_RECORDS)
     return local_error(c, op, WEIR_EINVAL, "PutRecords takes 1..500 entries");
   begin_stream_body(c, stream);
   weir__kjson_lit(b, ",\"Records\":[");
@@ -462,12 +459,53 @@ int weir__kinesis_put_records(weir_kinesis_client *c, const char *stream,
   weir__kjson_lit(b, "]}");
   if (b->err != 0)
     return local_error(c, op, b->err, "PutRecords body exceeds the request size bound");
-  rc = weir__kinesis_call(c, op, stream, (const uint8_t *)b->p, b->len, &resp, &len);
-  if (rc != 0)
-    return rc;
-  if (weir__kinesis_parse_put_records(resp, len, results, n, failed) != 0)
-    return local_error(c, op, WEIR_EPARSE, "PutRecords response without one result per entry");
   return 0;
+}
+
+/* Parses the answer to a PutRecords of n entries. */
+static int put_records_answer(weir_kinesis_client *c, const uint8_t *resp, size_t len,
+                              struct weir_kinesis_put_result *results, size_t n, size_t *failed) {
+  if (weir__kinesis_parse_put_records(resp, len, results, n, failed) != 0)
+    return local_error(c, WEIR_KINESIS_OP_PUT_RECORDS, WEIR_EPARSE,
+                       "PutRecords response without one result per entry");
+  return 0;
+}
+
+int weir__kinesis_put_records(weir_kinesis_client *c, const char *stream,
+                              const struct weir_kinesis_put_entry *entries, size_t n,
+                              struct weir_kinesis_put_result *results, size_t *failed) {
+  const uint8_t *resp;
+  size_t len;
+  int rc;
+
+  if (results == NULL)
+    return local_error(c, WEIR_KINESIS_OP_PUT_RECORDS, WEIR_EINVAL, "PutRecords without results");
+  if ((rc = put_records_body(c, stream, entries, n)) != 0 ||
+      (rc = weir__kinesis_call(c, WEIR_KINESIS_OP_PUT_RECORDS, stream, (const uint8_t *)c->body.p,
+                               c->body.len, &resp, &len)) != 0)
+    return rc;
+  return put_records_answer(c, resp, len, results, n, failed);
+}
+
+int weir__kinesis_put_records_begin(weir_kinesis_client *c, const char *stream,
+                                    const struct weir_kinesis_put_entry *entries, size_t n) {
+  int rc;
+
+  if ((rc = put_records_body(c, stream, entries, n)) != 0)
+    return rc;
+  return weir__kinesis_call_begin(c, WEIR_KINESIS_OP_PUT_RECORDS, stream,
+                                  (const uint8_t *)c->body.p, c->body.len);
+}
+
+int weir__kinesis_put_records_step(weir_kinesis_client *c, struct weir_kinesis_put_result *results,
+                                   size_t n, size_t *failed, bool *done) {
+  const uint8_t *resp = NULL;
+  size_t len = 0;
+  int rc = weir__kinesis_call_step(c, done, &resp, &len);
+
+  if (!*done || rc != 0)
+    return rc;
+  return put_records_answer(c, resp, len, results, n, failed);
 }
 
 /* ---- control plane ------------------------------------------------------------------------ */

@@ -1,7 +1,7 @@
 /*
  * sink.c: the Kinesis sink operator: configuration, per-subtask setup, turning records into
  * buffered entries (serializer, partition key, limits), linger, barriers and metrics. The
- * buffer and the order rule are in sink_batch.c, the sender threads in sink_send.c,
+ * buffer and the order rule are in sink_batch.c, the requests in flight in sink_send.c,
  * aggregation in sink_agg.c, rate control in sink_rate.c and dead letters in sink_dlq.c (the
  * module map is in sink_int.h).
  *
@@ -10,7 +10,7 @@
  * an error on the way fails the job, so a checkpoint never completes with records unsent.
  *
  * Threads: the shared `struct ksink` is read-only after weir_job_add_kinesis_sink; a
- * `struct ksub` belongs to one subtask thread and its sender threads (see sink_int.h).
+ * `struct ksub` belongs to one subtask thread (see sink_int.h).
  */
 #include <inttypes.h>
 #include <openssl/crypto.h>
@@ -438,10 +438,6 @@ static void ks_close(weir_ctx *ctx, void *inst) {
                    " PutRecords, %" PRIu64 " failed entries, %" PRIu64 " dead letters",
                    weir_ctx_name(ctx), weir_ctx_subtask(ctx), s->cfg->stream, s->records_out,
                    s->put_calls, s->entries_failed, s->dead);
-  if (s->mu_init) {
-    WEIR_ASSERT(pthread_cond_destroy(&s->done) == 0);
-    WEIR_ASSERT(pthread_mutex_destroy(&s->mu) == 0);
-  }
   weir_kinesis_client_destroy(s->client);
   weir__ksink_dlq_close(s);
   weir__ksink_agg_free(s);

@@ -5,21 +5,18 @@
  *                linger, barriers, metrics;
  *   sink_batch.c the buffer (a ring of entries over a ring arena), the key set that enforces
  *                per-key order, building requests, and acting on their results;
- *   sink_send.c  the sender threads: one client and one request slot each;
+ *   sink_send.c  the requests in flight: one client and one request slot each, driven by the
+ *                subtask thread as one event loop;
  *   sink_agg.c   KPL aggregation: shard maps from ListShards, aggregates per shard;
  *   sink_rate.c  AIMD rate control on the entries in flight;
  *   sink_dlq.c   per-record errors that are not retried: logging once per kind, dead letters.
  *
- * Threads: `struct ksink` is read-only after weir_job_add_kinesis_sink. A `struct ksub` belongs
- * to its subtask thread (the dispatcher), except the slot fields marked "mu", which the
- * subtask's sender threads share with it under ksub.mu (the only lock; nothing else is locked
- * while it is held). A slot in state SLOT_QUEUED belongs to its sender thread, which reads the
- * request and writes the results; the dispatcher touches it again only after it is SLOT_DONE.
+ * Threads: `struct ksink` is read-only after weir_job_add_kinesis_sink. A `struct ksub` and
+ * its slots belong to its subtask thread; nothing here is locked.
  */
 #ifndef WEIR_KINESIS_SINK_INT_H
 #define WEIR_KINESIS_SINK_INT_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -93,17 +90,14 @@ struct kstream {
 
 enum kslot_state { SLOT_IDLE = 0, SLOT_QUEUED, SLOT_DONE };
 
-/* One request slot and its sender thread. */
+/* One request slot: IDLE, QUEUED (its PutRecords on its way) or DONE (answered or failed, not
+ * yet handled). */
 struct kslot {
   struct ksub *sub;
   int index;
-  pthread_t thread;
-  bool started;
-  weir_kinesis_client *client; /* owned; used only by the sender thread */
-  int state;                   /* mu: enum kslot_state */
-  bool stop;                   /* mu: the thread should exit */
-  pthread_cond_t work;         /* signalled when state becomes QUEUED or stop is set */
-  /* The request (written by the dispatcher before QUEUED). */
+  weir_kinesis_client *client; /* owned */
+  int state;                   /* enum kslot_state */
+  /* The request (written before QUEUED). */
   int stream;
   size_t n;
   struct weir_kinesis_put_entry req[WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS];
@@ -121,9 +115,10 @@ struct kslot {
    * the set is filled and the request not yet handled. Dispatcher only. */
   bool keys_live;
   uint16_t kset[KSINK_KSET_SLOTS];
-  /* The result (written by the sender before DONE). */
+  /* The result (complete once DONE). */
   struct weir_kinesis_put_result res[WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS];
   int rc;
+  size_t sent; /* entries sent (fewer than n when the fault hook failed some) */
   size_t failed;
   struct weir_kinesis_error err;
   /* Fault injection only (allocated when the hook is set). */
@@ -178,10 +173,7 @@ struct ksub {
   size_t walk_skip;
   bool idle;             /* the last plain build walked everything and found nothing to send */
   int64_t next_retry_ms; /* with idle: the earliest retry time of a blocked head entry */
-  /* Senders. */
-  pthread_mutex_t mu;
-  bool mu_init;
-  pthread_cond_t done; /* signalled when a slot becomes DONE */
+  /* Requests in flight. */
   struct kslot *slots; /* owned, n_slots */
   size_t n_slots, busy;
   size_t in_flight_entries;
@@ -243,12 +235,12 @@ bool weir__ksink_sendable(const struct ksub *s, const struct kentry *e, int stre
 /* ---- sink_send.c ---- */
 int weir__ksink_senders_start(struct ksub *s);
 void weir__ksink_senders_stop(struct ksub *s);
-/* Hands a built slot to its sender. */
+/* Sends a built slot's request (QUEUED; DONE at once when it could not go out). */
 void weir__ksink_slot_submit(struct ksub *s, struct kslot *slot);
-/* An idle slot, or NULL. Dispatcher thread. */
+/* An idle slot, or NULL. */
 struct kslot *weir__ksink_slot_idle(struct ksub *s);
-/* Waits until a slot is DONE or `until_ms` (monotonic) passes; returns the DONE slots' count
- * and stores them in done[] (n_slots entries). */
+/* Moves the requests in flight forward until a slot is DONE or `until_ms` (monotonic; 0 = do not
+ * wait) passes; returns the DONE slots' count and stores them in done[] (n_slots entries). */
 size_t weir__ksink_slots_wait(struct ksub *s, int64_t until_ms, struct kslot **done);
 
 /* ---- sink_agg.c ---- */
