@@ -290,6 +290,7 @@ struct weir_kinesis_put_entry {
   const char *explicit_hash_key; /* borrowed decimal string or NULL */
 };
 
+/* The outcome of one entry. Only the fields for its outcome are set: the others hold anything. */
 struct weir_kinesis_put_result {
   bool ok;
   char sequence_number[WEIR_KINESIS_SEQ_MAX + 1]; /* when ok */

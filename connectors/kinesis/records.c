@@ -686,14 +686,10 @@ enum { PUT_SEQ = 1, PUT_SHARD = 2, PUT_CODE = 4, PUT_MSG = 8, PUT_OTHER = 16 };
 static bool put_result_fast(struct scan *sc, struct weir_kinesis_put_result *res) {
 #define LIT(s) s, sizeof(s) - 1
   const char *p = sc->p, *e = sc->end;
-  unsigned seen = 0;
+  unsigned seen = 0, got = 0; /* got: members with a string value, written into res */
 
   if (p >= e || *p != '{')
     return false;
-  res->sequence_number[0] = '\0';
-  res->shard_id[0] = '\0';
-  res->error_code[0] = '\0';
-  res->error_message[0] = '\0';
   do {
     const char *q;
     unsigned f;
@@ -752,17 +748,25 @@ static bool put_result_fast(struct scan *sc, struct weir_kinesis_put_result *res
     }
     if (q == NULL || (size_t)(q - p) > len)
       return false;
+    got |= f;
     p = q + 1;
   } while (p < e && *p == ',');
 #undef LIT
   if (p >= e || *p != '}')
     return false;
-  if (res->error_code[0] != '\0')
+  /* Only the fields that mean something for the outcome are written (a 520-byte result is
+   * eight cache lines; an acknowledged entry touches two): the ids when ok, code and message
+   * when not, "" for one that was null. */
+  if ((got & PUT_CODE) != 0 && res->error_code[0] != '\0') {
     res->ok = false;
-  else if (res->sequence_number[0] != '\0' && res->shard_id[0] != '\0')
+    if ((got & PUT_MSG) == 0)
+      res->error_message[0] = '\0';
+  } else if ((got & PUT_SEQ) != 0 && res->sequence_number[0] != '\0' && (got & PUT_SHARD) != 0 &&
+             res->shard_id[0] != '\0') {
     res->ok = true;
-  else
+  } else {
     return false; /* neither a result nor an error: the general path reports it */
+  }
   sc->p = p + 1;
   return true;
 }

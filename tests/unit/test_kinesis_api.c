@@ -476,7 +476,6 @@ Test(kinesis_put_records, both_member_orders_and_near_misses) {
     cr_assert(res[i].ok, "entry %d", i);
     cr_assert_str_eq(res[i].shard_id, shards[i], "entry %d", i);
     cr_assert_str_eq(res[i].sequence_number, seqs[i], "entry %d", i);
-    cr_assert_str_eq(res[i].error_code, "");
   }
   /* A member missing after the fast path's prefix is an error, not a short result. */
   body = "{\"Records\":[{\"ShardId\":\"shardId-000000000003\"}]}";
@@ -500,12 +499,17 @@ static int put_both(const char *body, size_t len, struct weir_kinesis_put_result
   if (rc != 0)
     return rc;
   cr_assert_eq(*failed, gfailed);
+  /* The fields that mean something (client_int.h): the ids of an acknowledged entry, code and
+   * message of a failed one. */
   for (size_t i = 0; i < n; i++) {
     cr_assert_eq(res[i].ok, gen[i].ok, "entry %zu", i);
-    cr_assert_str_eq(res[i].sequence_number, gen[i].sequence_number, "entry %zu", i);
-    cr_assert_str_eq(res[i].shard_id, gen[i].shard_id, "entry %zu", i);
-    cr_assert_str_eq(res[i].error_code, gen[i].error_code, "entry %zu", i);
-    cr_assert_str_eq(res[i].error_message, gen[i].error_message, "entry %zu", i);
+    if (res[i].ok) {
+      cr_assert_str_eq(res[i].sequence_number, gen[i].sequence_number, "entry %zu", i);
+      cr_assert_str_eq(res[i].shard_id, gen[i].shard_id, "entry %zu", i);
+    } else {
+      cr_assert_str_eq(res[i].error_code, gen[i].error_code, "entry %zu", i);
+      cr_assert_str_eq(res[i].error_message, gen[i].error_message, "entry %zu", i);
+    }
   }
   return rc;
 }
@@ -582,8 +586,9 @@ Test(kinesis_put_records, fast_path_shapes_agree_with_general) {
     if (want[i].ok) {
       cr_assert_str_eq(res[i].sequence_number, want[i].seq, "entry %zu", i);
       cr_assert_str_eq(res[i].shard_id, want[i].shard, "entry %zu", i);
+    } else {
+      cr_assert_str_eq(res[i].error_code, want[i].code, "entry %zu", i);
     }
-    cr_assert_str_eq(res[i].error_code, want[i].code, "entry %zu", i);
   }
   cr_assert_str_eq(res[2].error_message, "Rate exceeded for shard shardId-000000000001.");
   cr_assert_str_eq(res[4].error_message, "");
