@@ -307,13 +307,16 @@ struct weir_kinesis_put_result {
 int weir__kinesis_put_records(weir_kinesis_client *c, const char *stream,
                               const struct weir_kinesis_put_entry *entries, size_t n,
                               struct weir_kinesis_put_result *results, size_t *failed);
-/* The same as one call on its way (see weir__kinesis_call_begin): begin writes the body from
- * `entries` (borrowed for the call only) and sends it; step, once done with 0, has parsed the
- * answer into results (n entries, the n given to begin). */
+/* PutRecords as one call on its way (see weir__kinesis_call_begin): writes the body from
+ * `entries` (borrowed for this call only) and sends it. Once weir__kinesis_call_step is done
+ * with 0, weir__kinesis_put_records_answer parses its body into results (n entries, the n given
+ * here): 0, or WEIR_EPARSE with the client's last error set. The body stays valid until the
+ * client's next call. */
 int weir__kinesis_put_records_begin(weir_kinesis_client *c, const char *stream,
                                     const struct weir_kinesis_put_entry *entries, size_t n);
-int weir__kinesis_put_records_step(weir_kinesis_client *c, struct weir_kinesis_put_result *results,
-                                   size_t n, size_t *failed, bool *done);
+int weir__kinesis_put_records_answer(weir_kinesis_client *c, const uint8_t *resp, size_t len,
+                                     struct weir_kinesis_put_result *results, size_t n,
+                                     size_t *failed);
 
 /* Parses a PutRecords response for n entries into results (exposed for tests). 0 or
  * WEIR_EPARSE (also when the response does not hold exactly n results). */

@@ -462,9 +462,9 @@ static int put_records_body(weir_kinesis_client *c, const char *stream,
   return 0;
 }
 
-/* Parses the answer to a PutRecords of n entries. */
-static int put_records_answer(weir_kinesis_client *c, const uint8_t *resp, size_t len,
-                              struct weir_kinesis_put_result *results, size_t n, size_t *failed) {
+int weir__kinesis_put_records_answer(weir_kinesis_client *c, const uint8_t *resp, size_t len,
+                                     struct weir_kinesis_put_result *results, size_t n,
+                                     size_t *failed) {
   if (weir__kinesis_parse_put_records(resp, len, results, n, failed) != 0)
     return local_error(c, WEIR_KINESIS_OP_PUT_RECORDS, WEIR_EPARSE,
                        "PutRecords response without one result per entry");
@@ -484,7 +484,7 @@ int weir__kinesis_put_records(weir_kinesis_client *c, const char *stream,
       (rc = weir__kinesis_call(c, WEIR_KINESIS_OP_PUT_RECORDS, stream, (const uint8_t *)c->body.p,
                                c->body.len, &resp, &len)) != 0)
     return rc;
-  return put_records_answer(c, resp, len, results, n, failed);
+  return weir__kinesis_put_records_answer(c, resp, len, results, n, failed);
 }
 
 int weir__kinesis_put_records_begin(weir_kinesis_client *c, const char *stream,
@@ -495,17 +495,6 @@ int weir__kinesis_put_records_begin(weir_kinesis_client *c, const char *stream,
     return rc;
   return weir__kinesis_call_begin(c, WEIR_KINESIS_OP_PUT_RECORDS, stream,
                                   (const uint8_t *)c->body.p, c->body.len);
-}
-
-int weir__kinesis_put_records_step(weir_kinesis_client *c, struct weir_kinesis_put_result *results,
-                                   size_t n, size_t *failed, bool *done) {
-  const uint8_t *resp = NULL;
-  size_t len = 0;
-  int rc = weir__kinesis_call_step(c, done, &resp, &len);
-
-  if (!*done || rc != 0)
-    return rc;
-  return put_records_answer(c, resp, len, results, n, failed);
 }
 
 /* ---- control plane ------------------------------------------------------------------------ */

@@ -445,6 +445,8 @@ static int handle(struct ksub *s, struct kslot *slot) {
   s->put_calls++;
   weir_metric_add(s->m.calls, 1);
   weir_metric_add(s->m.entries_sent, (int64_t)slot->n);
+  if (slot->rc == 0 && (slot->rc = weir__ksink_slot_results(s, slot)) != 0)
+    slot->err = *weir__kinesis_last_error(slot->client);
   if (slot->rc != 0) {
     const struct weir_kinesis_error *err = &slot->err;
 

@@ -115,16 +115,18 @@ struct kslot {
    * the set is filled and the request not yet handled. Dispatcher only. */
   bool keys_live;
   uint16_t kset[KSINK_KSET_SLOTS];
-  /* The result (complete once DONE). */
-  struct weir_kinesis_put_result res[WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS];
+  /* The outcome (once DONE): rc, err when rc != 0, and the answer's body (in the client's
+   * buffer, valid until its next call), parsed by weir__ksink_slot_results into res. */
   int rc;
-  size_t sent; /* entries sent (fewer than n when the fault hook failed some) */
-  size_t failed;
   struct weir_kinesis_error err;
-  /* Fault injection only (allocated when the hook is set). */
+  const uint8_t *answer;
+  size_t answer_len;
+  size_t sent; /* entries sent (fewer than n when the fault hook failed some) */
+  const struct weir_kinesis_put_result *res; /* borrowed: ksub.res, n entries */
+  /* Fault injection only (allocated when the hook is set): the entries sent, and per entry of
+   * the request the code the hook failed it with (NULL: sent). */
   struct weir_kinesis_put_entry *fi_req;
-  struct weir_kinesis_put_result *fi_res;
-  size_t *fi_map;
+  const char **fi_code;
 };
 
 /* The key set of one request build: open addressing over (stream, partition key), cleared in
@@ -174,7 +176,9 @@ struct ksub {
   bool idle;             /* the last plain build walked everything and found nothing to send */
   int64_t next_retry_ms; /* with idle: the earliest retry time of a blocked head entry */
   /* Requests in flight. */
-  struct kslot *slots; /* owned, n_slots */
+  struct kslot *slots;                    /* owned, n_slots */
+  struct weir_kinesis_put_result *res;    /* owned: the results of the slot being handled */
+  struct weir_kinesis_put_result *fi_res; /* owned when the fault hook is set: of the sent ones */
   size_t n_slots, busy;
   size_t in_flight_entries;
   /* Rate control (sink_rate.c). */
@@ -237,6 +241,9 @@ int weir__ksink_senders_start(struct ksub *s);
 void weir__ksink_senders_stop(struct ksub *s);
 /* Sends a built slot's request (QUEUED; DONE at once when it could not go out). */
 void weir__ksink_slot_submit(struct ksub *s, struct kslot *slot);
+/* Parses a DONE slot's answer (rc 0) into ksub.res and points slot->res at it, with the fault
+ * hook's failures merged in. 0, or the parse error (the slot client's last error says it). */
+int weir__ksink_slot_results(struct ksub *s, struct kslot *slot);
 /* An idle slot, or NULL. */
 struct kslot *weir__ksink_slot_idle(struct ksub *s);
 /* Moves the requests in flight forward until a slot is DONE or `until_ms` (monotonic; 0 = do not

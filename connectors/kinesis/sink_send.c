@@ -57,26 +57,23 @@ static void slot_over(struct kslot *slot, int rc) {
 }
 
 /* Starts PutRecords of the slot's request, through the fault hook when set: entries the hook
- * fails are not sent and get their results now. */
+ * fails are not sent (their codes are kept for weir__ksink_slot_results). */
 static void put_begin(struct kslot *slot, const char *stream) {
   size_t m = 0;
   int rc;
 
-  slot->failed = 0;
   slot->sent = slot->n;
+  slot->answer = NULL;
+  slot->answer_len = 0;
   if (slot->fi_req != NULL) {
     for (size_t i = 0; i < slot->n; i++) {
-      const char *code;
+      const char *code = NULL;
 
       if (faulty(slot->req[i].partition_key, slot->req[i].data, &code)) {
-        memset(&slot->res[i], 0, sizeof(slot->res[i]));
-        snprintf(slot->res[i].error_code, sizeof(slot->res[i].error_code), "%s",
-                 code != NULL ? code : "ProvisionedThroughputExceededException");
-        strcpy(slot->res[i].error_message, "injected");
-        slot->failed++;
+        slot->fi_code[i] = code != NULL ? code : "ProvisionedThroughputExceededException";
       } else {
-        slot->fi_req[m] = slot->req[i];
-        slot->fi_map[m++] = i;
+        slot->fi_code[i] = NULL;
+        slot->fi_req[m++] = slot->req[i];
       }
     }
     slot->sent = m;
@@ -93,24 +90,40 @@ static void put_begin(struct kslot *slot, const char *stream) {
     slot->state = SLOT_QUEUED;
 }
 
-/* Reads what arrived of the slot's answer; DONE once it is complete. */
+/* Reads what arrived of the slot's answer; DONE once it is complete (the answer is parsed when
+ * the slot is handled, into the subtask's one results array, which stays in cache). */
 static void put_step(struct kslot *slot) {
-  size_t failed = 0;
   bool done = false;
+  int rc = weir__kinesis_call_step(slot->client, &done, &slot->answer, &slot->answer_len);
+
+  if (done)
+    slot_over(slot, rc);
+}
+
+int weir__ksink_slot_results(struct ksub *s, struct kslot *slot) {
+  size_t failed = 0;
   int rc;
 
-  if (slot->fi_req == NULL) {
-    rc = weir__kinesis_put_records_step(slot->client, slot->res, slot->n, &failed, &done);
-  } else {
-    rc = weir__kinesis_put_records_step(slot->client, slot->fi_res, slot->sent, &failed, &done);
-    if (done && rc == 0)
-      for (size_t j = 0; j < slot->sent; j++)
-        slot->res[slot->fi_map[j]] = slot->fi_res[j];
+  slot->res = s->res;
+  if (slot->fi_req == NULL)
+    return weir__kinesis_put_records_answer(slot->client, slot->answer, slot->answer_len, s->res,
+                                            slot->n, &failed);
+  if (slot->sent > 0 &&
+      (rc = weir__kinesis_put_records_answer(slot->client, slot->answer, slot->answer_len,
+                                             s->fi_res, slot->sent, &failed)) != 0)
+    return rc;
+  for (size_t i = 0, j = 0; i < slot->n; i++) {
+    struct weir_kinesis_put_result *r = &s->res[i];
+
+    if (slot->fi_code[i] == NULL) {
+      *r = s->fi_res[j++];
+      continue;
+    }
+    memset(r, 0, sizeof(*r));
+    snprintf(r->error_code, sizeof(r->error_code), "%s", slot->fi_code[i]);
+    strcpy(r->error_message, "injected");
   }
-  if (!done)
-    return;
-  slot->failed += failed;
-  slot_over(slot, rc);
+  return 0;
 }
 
 int weir__ksink_senders_start(struct ksub *s) {
@@ -119,7 +132,10 @@ int weir__ksink_senders_start(struct ksub *s) {
   int rc;
 
   s->n_slots = cfg->max_in_flight;
-  if ((s->slots = calloc(s->n_slots, sizeof(*s->slots))) == NULL)
+  if ((s->slots = calloc(s->n_slots, sizeof(*s->slots))) == NULL ||
+      (s->res = calloc(WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS, sizeof(*s->res))) == NULL ||
+      ((fault_fn != NULL || fault_code_fn != NULL) &&
+       (s->fi_res = calloc(WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS, sizeof(*s->fi_res))) == NULL))
     return WEIR_ENOMEM;
   for (size_t i = 0; i < s->n_slots; i++) {
     struct kslot *slot = &s->slots[i];
@@ -133,9 +149,7 @@ int weir__ksink_senders_start(struct ksub *s) {
     if ((fault_fn != NULL || fault_code_fn != NULL) &&
         ((slot->fi_req = calloc(WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS, sizeof(*slot->fi_req))) ==
              NULL ||
-         (slot->fi_res = calloc(WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS, sizeof(*slot->fi_res))) ==
-             NULL ||
-         (slot->fi_map = calloc(WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS, sizeof(*slot->fi_map))) ==
+         (slot->fi_code = calloc(WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS, sizeof(*slot->fi_code))) ==
              NULL))
       return WEIR_ENOMEM;
     if ((rc = weir_kinesis_client_create(&slot->client, &cfg->client)) != 0)
@@ -147,6 +161,9 @@ int weir__ksink_senders_start(struct ksub *s) {
 }
 
 void weir__ksink_senders_stop(struct ksub *s) {
+  free(s->res);
+  free(s->fi_res);
+  s->res = s->fi_res = NULL;
   if (s->slots == NULL)
     return;
   for (size_t i = 0; i < s->n_slots; i++) {
@@ -158,8 +175,7 @@ void weir__ksink_senders_stop(struct ksub *s) {
     free(slot->members);
     free(slot->agg_buf);
     free(slot->fi_req);
-    free(slot->fi_res);
-    free(slot->fi_map);
+    free(slot->fi_code);
   }
   free(s->slots);
   s->slots = NULL;
