@@ -310,19 +310,24 @@ int weir__kinesis_put_records(weir_kinesis_client *c, const char *stream,
 /* PutRecords as one call on its way (see weir__kinesis_call_begin): writes the body from
  * `entries` (borrowed for this call only) and sends it. Once weir__kinesis_call_step is done
  * with 0, weir__kinesis_put_records_answer parses its body into results (n entries, the n given
- * here): 0, or WEIR_EPARSE with the client's last error set. The body stays valid until the
- * client's next call. */
+ * here; the ids of acknowledged entries only when `ids`): 0, or WEIR_EPARSE with the client's
+ * last error set. The body stays valid until the client's next call. */
 int weir__kinesis_put_records_begin(weir_kinesis_client *c, const char *stream,
                                     const struct weir_kinesis_put_entry *entries, size_t n);
 int weir__kinesis_put_records_answer(weir_kinesis_client *c, const uint8_t *resp, size_t len,
                                      struct weir_kinesis_put_result *results, size_t n,
-                                     size_t *failed);
+                                     size_t *failed, bool ids);
 
 /* Parses a PutRecords response for n entries into results (exposed for tests). 0 or
  * WEIR_EPARSE (also when the response does not hold exactly n results). */
 int weir__kinesis_parse_put_records(const uint8_t *body, size_t len,
                                     struct weir_kinesis_put_result *results, size_t n,
                                     size_t *failed);
+/* The same without the ids of acknowledged entries (sequence_number and shard_id hold anything
+ * when ok): for callers that only act on outcomes, as the sink without aggregation does. */
+int weir__kinesis_parse_put_outcomes(const uint8_t *body, size_t len,
+                                     struct weir_kinesis_put_result *results, size_t n,
+                                     size_t *failed);
 /* The same without the fast path for common result entries: what it must agree with (for
  * tests and the fuzzer). */
 int weir__kinesis_parse_put_records_general(const uint8_t *body, size_t len,

@@ -464,8 +464,9 @@ static int put_records_body(weir_kinesis_client *c, const char *stream,
 
 int weir__kinesis_put_records_answer(weir_kinesis_client *c, const uint8_t *resp, size_t len,
                                      struct weir_kinesis_put_result *results, size_t n,
-                                     size_t *failed) {
-  if (weir__kinesis_parse_put_records(resp, len, results, n, failed) != 0)
+                                     size_t *failed, bool ids) {
+  if ((ids ? weir__kinesis_parse_put_records(resp, len, results, n, failed)
+           : weir__kinesis_parse_put_outcomes(resp, len, results, n, failed)) != 0)
     return local_error(c, WEIR_KINESIS_OP_PUT_RECORDS, WEIR_EPARSE,
                        "PutRecords response without one result per entry");
   return 0;
@@ -484,7 +485,7 @@ int weir__kinesis_put_records(weir_kinesis_client *c, const char *stream,
       (rc = weir__kinesis_call(c, WEIR_KINESIS_OP_PUT_RECORDS, stream, (const uint8_t *)c->body.p,
                                c->body.len, &resp, &len)) != 0)
     return rc;
-  return weir__kinesis_put_records_answer(c, resp, len, results, n, failed);
+  return weir__kinesis_put_records_answer(c, resp, len, results, n, failed, true);
 }
 
 int weir__kinesis_put_records_begin(weir_kinesis_client *c, const char *stream,

@@ -683,10 +683,12 @@ enum { PUT_SEQ = 1, PUT_SHARD = 2, PUT_CODE = 4, PUT_MSG = 8, PUT_OTHER = 16 };
  * path accepts nothing the general one would not, with the same result, and leaves every error
  * to it.
  */
-static bool put_result_fast(struct scan *sc, struct weir_kinesis_put_result *res) {
+static bool put_result_fast(struct scan *sc, struct weir_kinesis_put_result *res, bool ids) {
 #define LIT(s) s, sizeof(s) - 1
   const char *p = sc->p, *e = sc->end;
-  unsigned seen = 0, got = 0; /* got: members with a string value, written into res */
+  /* got: members with a string value (written into res, the ids only when `ids`); full: ...
+   * that is not empty */
+  unsigned seen = 0, got = 0, full = 0;
 
   if (p >= e || *p != '{')
     return false;
@@ -726,11 +728,13 @@ static bool put_result_fast(struct scan *sc, struct weir_kinesis_put_result *res
     /* Messages are cut to their buffers as put_result does; the ids must fit. */
     switch (f) {
     case PUT_SEQ:
-      q = plain_string_copy(p, e, res->sequence_number, sizeof(res->sequence_number));
+      q = ids ? plain_string_copy(p, e, res->sequence_number, sizeof(res->sequence_number))
+              : plain_string_copy(p, e, NULL, 0);
       len = WEIR_KINESIS_SEQ_MAX;
       break;
     case PUT_SHARD:
-      q = plain_string_copy(p, e, res->shard_id, sizeof(res->shard_id));
+      q = ids ? plain_string_copy(p, e, res->shard_id, sizeof(res->shard_id))
+              : plain_string_copy(p, e, NULL, 0);
       len = WEIR_KINESIS_SHARD_ID_MAX;
       break;
     case PUT_CODE:
@@ -749,6 +753,8 @@ static bool put_result_fast(struct scan *sc, struct weir_kinesis_put_result *res
     if (q == NULL || (size_t)(q - p) > len)
       return false;
     got |= f;
+    if (q > p)
+      full |= f;
     p = q + 1;
   } while (p < e && *p == ',');
 #undef LIT
@@ -757,12 +763,11 @@ static bool put_result_fast(struct scan *sc, struct weir_kinesis_put_result *res
   /* Only the fields that mean something for the outcome are written (a 520-byte result is
    * eight cache lines; an acknowledged entry touches two): the ids when ok, code and message
    * when not, "" for one that was null. */
-  if ((got & PUT_CODE) != 0 && res->error_code[0] != '\0') {
+  if ((full & PUT_CODE) != 0) {
     res->ok = false;
     if ((got & PUT_MSG) == 0)
       res->error_message[0] = '\0';
-  } else if ((got & PUT_SEQ) != 0 && res->sequence_number[0] != '\0' && (got & PUT_SHARD) != 0 &&
-             res->shard_id[0] != '\0') {
+  } else if ((full & (PUT_SEQ | PUT_SHARD)) == (PUT_SEQ | PUT_SHARD)) {
     res->ok = true;
   } else {
     return false; /* neither a result nor an error: the general path reports it */
@@ -772,12 +777,16 @@ static bool put_result_fast(struct scan *sc, struct weir_kinesis_put_result *res
 }
 
 /* One PutRecords result entry: SequenceNumber + ShardId, or ErrorCode + ErrorMessage. */
-static int put_result(struct scan *sc, struct weir_kinesis_put_result *res, bool fast) {
+/* How a PutRecords answer is parsed: the general scanner only, or the fast path first, with
+ * or without the ids of acknowledged entries. */
+enum put_mode { PUT_GENERAL, PUT_FAST, PUT_FAST_NO_IDS };
+
+static int put_result(struct scan *sc, struct weir_kinesis_put_result *res, enum put_mode mode) {
   struct str k, v;
   bool present;
 
   ws(sc);
-  if (fast && put_result_fast(sc, res))
+  if (mode != PUT_GENERAL && put_result_fast(sc, res, mode == PUT_FAST))
     return 0;
   memset(res, 0, sizeof(*res));
   if (!eat(sc, '{'))
@@ -828,7 +837,7 @@ static int put_result(struct scan *sc, struct weir_kinesis_put_result *res, bool
 
 static int parse_put_records(const uint8_t *body, size_t len,
                              struct weir_kinesis_put_result *results, size_t n, size_t *failed,
-                             bool fast) {
+                             enum put_mode mode) {
   struct scan sc = {(const char *)body, (const char *)body + len};
   struct str k;
   size_t got = 0, nfail = 0;
@@ -847,7 +856,7 @@ static int parse_put_records(const uint8_t *body, size_t len,
         if (eat(&sc, ']'))
           continue;
         do {
-          if (got >= n || put_result(&sc, &results[got], fast) != 0)
+          if (got >= n || put_result(&sc, &results[got], mode) != 0)
             return WEIR_EPARSE;
           nfail += !results[got].ok;
           got++;
@@ -872,11 +881,17 @@ static int parse_put_records(const uint8_t *body, size_t len,
 int weir__kinesis_parse_put_records(const uint8_t *body, size_t len,
                                     struct weir_kinesis_put_result *results, size_t n,
                                     size_t *failed) {
-  return parse_put_records(body, len, results, n, failed, true);
+  return parse_put_records(body, len, results, n, failed, PUT_FAST);
 }
 
 int weir__kinesis_parse_put_records_general(const uint8_t *body, size_t len,
                                             struct weir_kinesis_put_result *results, size_t n,
                                             size_t *failed) {
-  return parse_put_records(body, len, results, n, failed, false);
+  return parse_put_records(body, len, results, n, failed, PUT_GENERAL);
+}
+
+int weir__kinesis_parse_put_outcomes(const uint8_t *body, size_t len,
+                                     struct weir_kinesis_put_result *results, size_t n,
+                                     size_t *failed) {
+  return parse_put_records(body, len, results, n, failed, PUT_FAST_NO_IDS);
 }

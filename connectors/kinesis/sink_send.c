@@ -104,13 +104,16 @@ int weir__ksink_slot_results(struct ksub *s, struct kslot *slot) {
   size_t failed = 0;
   int rc;
 
+  /* Shard ids are read only to check aggregates against the shard map. */
+  bool ids = s->cfg->aggregation;
+
   slot->res = s->res;
   if (slot->fi_req == NULL)
     return weir__kinesis_put_records_answer(slot->client, slot->answer, slot->answer_len, s->res,
-                                            slot->n, &failed);
+                                            slot->n, &failed, ids);
   if (slot->sent > 0 &&
       (rc = weir__kinesis_put_records_answer(slot->client, slot->answer, slot->answer_len,
-                                             s->fi_res, slot->sent, &failed)) != 0)
+                                             s->fi_res, slot->sent, &failed, ids)) != 0)
     return rc;
   for (size_t i = 0, j = 0; i < slot->n; i++) {
     struct weir_kinesis_put_result *r = &s->res[i];
