@@ -1,5 +1,8 @@
 /* json.c: a bounded JSON writer for request bodies, and base64 (RFC 4648) both ways. */
 #include <inttypes.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,8 +240,52 @@ static const char b64_pairs[4096][2] = {B64P1024(0), B64P1024(1024), B64P1024(20
 #undef B64P
 #undef B64C
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define B64_SSSE3 1
+/*
+ * Twelve bytes into sixteen characters per step, with SSSE3 (the method of W. Muła and
+ * D. Lemire, "Faster Base64 Encoding and Decoding Using AVX2 Instructions", 2018, on 128-bit
+ * registers): a shuffle puts each 3-byte group in a 32-bit lane as bytes (b1, b0, b2, b1); two
+ * masked 16-bit multiplies move its four 6-bit values to the lane's four bytes; a second
+ * shuffle picks, per value, the offset that makes it its character ('A' - 0 for 0..25,
+ * 'a' - 26 for 26..51, '0' - 52 for 52..61, '+' - 62, '/' - 63). Each step loads 16 bytes and
+ * uses 12, so it runs while 16 remain. Returns the bytes consumed (a multiple of 12).
+ */
+__attribute__((target("ssse3"))) static size_t b64_encode_ssse3(const uint8_t *in, size_t n,
+                                                                char *out) {
+  const __m128i spread = _mm_set_epi8(10, 11, 9, 10, 7, 8, 6, 7, 4, 5, 3, 4, 1, 2, 0, 1);
+  const __m128i offsets =
+      _mm_setr_epi8(65, 71, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -19, -16, 0, 0);
+  size_t i = 0;
+
+  for (; i + 16 <= n; i += 12, out += 16) {
+    __m128i v = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(in + i)), spread);
+    /* values 0 and 2 of each lane (bits 10..15 of the low half, 6..11 of the high half) */
+    __m128i a =
+        _mm_mulhi_epu16(_mm_and_si128(v, _mm_set1_epi32(0x0fc0fc00)), _mm_set1_epi32(0x04000040));
+    /* values 1 and 3 (bits 4..9 of the low half, 0..5 of the high half) */
+    __m128i b =
+        _mm_mullo_epi16(_mm_and_si128(v, _mm_set1_epi32(0x003f03f0)), _mm_set1_epi32(0x01000010));
+    __m128i x = _mm_or_si128(a, b);
+    /* offset index: 0 for 0..25, 1 for 26..51, 2..13 for 52..63 */
+    __m128i k =
+        _mm_sub_epi8(_mm_subs_epu8(x, _mm_set1_epi8(51)), _mm_cmpgt_epi8(x, _mm_set1_epi8(25)));
+
+    _mm_storeu_si128((__m128i *)(void *)out, _mm_add_epi8(x, _mm_shuffle_epi8(offsets, k)));
+  }
+  return i;
+}
+#endif
+
 void weir__b64_encode(const uint8_t *in, size_t n, char *out) {
   size_t i = 0;
+
+#ifdef B64_SSSE3
+  if (n >= 16 && __builtin_cpu_supports("ssse3")) {
+    i = b64_encode_ssse3(in, n, out);
+    out += i / 3 * 4;
+  }
+#endif
 
   /* Six bytes (48 bits, eight characters) per step. */
   for (; i + 6 <= n; i += 6) {
