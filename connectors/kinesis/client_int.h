@@ -309,25 +309,35 @@ int weir__kinesis_put_records(weir_kinesis_client *c, const char *stream,
                               struct weir_kinesis_put_result *results, size_t *failed);
 /* PutRecords as one call on its way (see weir__kinesis_call_begin): writes the body from
  * `entries` (borrowed for this call only) and sends it. Once weir__kinesis_call_step is done
- * with 0, weir__kinesis_put_records_answer parses its body into results (n entries, the n given
- * here; the ids of acknowledged entries only when `ids`): 0, or WEIR_EPARSE with the client's
- * last error set. The body stays valid until the client's next call. */
+ * with 0, weir__kinesis_put_records_answer parses its body into *out (n entries, the n given
+ * here): 0, or WEIR_EPARSE with the client's last error set. The body stays valid until the
+ * client's next call. */
+struct weir_kinesis_put_outcomes;
 int weir__kinesis_put_records_begin(weir_kinesis_client *c, const char *stream,
                                     const struct weir_kinesis_put_entry *entries, size_t n);
 int weir__kinesis_put_records_answer(weir_kinesis_client *c, const uint8_t *resp, size_t len,
-                                     struct weir_kinesis_put_result *results, size_t n,
-                                     size_t *failed, bool ids);
+                                     struct weir_kinesis_put_outcomes *out, size_t n);
 
 /* Parses a PutRecords response for n entries into results (exposed for tests). 0 or
  * WEIR_EPARSE (also when the response does not hold exactly n results). */
 int weir__kinesis_parse_put_records(const uint8_t *body, size_t len,
                                     struct weir_kinesis_put_result *results, size_t n,
                                     size_t *failed);
-/* The same without the ids of acknowledged entries (sequence_number and shard_id hold anything
- * when ok): for callers that only act on outcomes, as the sink without aggregation does. */
+/*
+ * The outcomes of a PutRecords answer, dense, for callers that act on every entry (the sink):
+ * writing a 520-byte result per entry costs a cache miss each. ok[i] per entry; the results of
+ * the failed entries (error code and message) in entry order in fail[0..failed); when
+ * shard_ids is set (caller-owned, n entries), the shard of each acknowledged entry.
+ */
+struct weir_kinesis_put_outcomes {
+  uint8_t ok[WEIR_KINESIS_PUT_MAX_RECORDS];
+  size_t failed;
+  struct weir_kinesis_put_result fail[WEIR_KINESIS_PUT_MAX_RECORDS];
+  char (*shard_ids)[WEIR_KINESIS_SHARD_ID_MAX + 1];
+};
+/* Parses a PutRecords response for n entries into *out (as weir__kinesis_parse_put_records). */
 int weir__kinesis_parse_put_outcomes(const uint8_t *body, size_t len,
-                                     struct weir_kinesis_put_result *results, size_t n,
-                                     size_t *failed);
+                                     struct weir_kinesis_put_outcomes *out, size_t n);
 /* The same without the fast path for common result entries: what it must agree with (for
  * tests and the fuzzer). */
 int weir__kinesis_parse_put_records_general(const uint8_t *body, size_t len,

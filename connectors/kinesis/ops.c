@@ -462,13 +462,16 @@ static int put_records_body(weir_kinesis_client *c, const char *stream,
   return 0;
 }
 
+/* A PutRecords answer without one result per entry. */
+static int put_records_bad_answer(weir_kinesis_client *c) {
+  return local_error(c, WEIR_KINESIS_OP_PUT_RECORDS, WEIR_EPARSE,
+                     "PutRecords response without one result per entry");
+}
+
 int weir__kinesis_put_records_answer(weir_kinesis_client *c, const uint8_t *resp, size_t len,
-                                     struct weir_kinesis_put_result *results, size_t n,
-                                     size_t *failed, bool ids) {
-  if ((ids ? weir__kinesis_parse_put_records(resp, len, results, n, failed)
-           : weir__kinesis_parse_put_outcomes(resp, len, results, n, failed)) != 0)
-    return local_error(c, WEIR_KINESIS_OP_PUT_RECORDS, WEIR_EPARSE,
-                       "PutRecords response without one result per entry");
+                                     struct weir_kinesis_put_outcomes *out, size_t n) {
+  if (weir__kinesis_parse_put_outcomes(resp, len, out, n) != 0)
+    return put_records_bad_answer(c);
   return 0;
 }
 
@@ -485,7 +488,9 @@ int weir__kinesis_put_records(weir_kinesis_client *c, const char *stream,
       (rc = weir__kinesis_call(c, WEIR_KINESIS_OP_PUT_RECORDS, stream, (const uint8_t *)c->body.p,
                                c->body.len, &resp, &len)) != 0)
     return rc;
-  return weir__kinesis_put_records_answer(c, resp, len, results, n, failed, true);
+  if (weir__kinesis_parse_put_records(resp, len, results, n, failed) != 0)
+    return put_records_bad_answer(c);
+  return 0;
 }
 
 int weir__kinesis_put_records_begin(weir_kinesis_client *c, const char *stream,

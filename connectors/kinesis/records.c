@@ -835,10 +835,12 @@ static int put_result(struct scan *sc, struct weir_kinesis_put_result *res, enum
   return 0;
 }
 
+/* Parses into results[n], or, with `out`, into *out through one scratch result. */
 static int parse_put_records(const uint8_t *body, size_t len,
                              struct weir_kinesis_put_result *results, size_t n, size_t *failed,
-                             enum put_mode mode) {
+                             enum put_mode mode, struct weir_kinesis_put_outcomes *out) {
   struct scan sc = {(const char *)body, (const char *)body + len};
+  struct weir_kinesis_put_result scratch;
   struct str k;
   size_t got = 0, nfail = 0;
   bool have_records = false;
@@ -856,9 +858,18 @@ static int parse_put_records(const uint8_t *body, size_t len,
         if (eat(&sc, ']'))
           continue;
         do {
-          if (got >= n || put_result(&sc, &results[got], mode) != 0)
+          struct weir_kinesis_put_result *r = out != NULL ? &scratch : &results[got];
+
+          if (got >= n || put_result(&sc, r, mode) != 0)
             return WEIR_EPARSE;
-          nfail += !results[got].ok;
+          if (out != NULL) {
+            out->ok[got] = r->ok;
+            if (!r->ok)
+              out->fail[nfail] = *r;
+            else if (out->shard_ids != NULL)
+              memcpy(out->shard_ids[got], r->shard_id, strlen(r->shard_id) + 1);
+          }
+          nfail += !r->ok;
           got++;
         } while (eat(&sc, ','));
         if (!eat(&sc, ']'))
@@ -875,23 +886,27 @@ static int parse_put_records(const uint8_t *body, size_t len,
     return WEIR_EPARSE;
   if (failed != NULL)
     *failed = nfail;
+  if (out != NULL)
+    out->failed = nfail;
   return 0;
 }
 
 int weir__kinesis_parse_put_records(const uint8_t *body, size_t len,
                                     struct weir_kinesis_put_result *results, size_t n,
                                     size_t *failed) {
-  return parse_put_records(body, len, results, n, failed, PUT_FAST);
+  return parse_put_records(body, len, results, n, failed, PUT_FAST, NULL);
 }
 
 int weir__kinesis_parse_put_records_general(const uint8_t *body, size_t len,
                                             struct weir_kinesis_put_result *results, size_t n,
                                             size_t *failed) {
-  return parse_put_records(body, len, results, n, failed, PUT_GENERAL);
+  return parse_put_records(body, len, results, n, failed, PUT_GENERAL, NULL);
 }
 
 int weir__kinesis_parse_put_outcomes(const uint8_t *body, size_t len,
-                                     struct weir_kinesis_put_result *results, size_t n,
-                                     size_t *failed) {
-  return parse_put_records(body, len, results, n, failed, PUT_FAST_NO_IDS);
+                                     struct weir_kinesis_put_outcomes *out, size_t n) {
+  if (n > WEIR_KINESIS_PUT_MAX_RECORDS)
+    return WEIR_EPARSE;
+  return parse_put_records(body, len, NULL, n, NULL,
+                           out->shard_ids != NULL ? PUT_FAST : PUT_FAST_NO_IDS, out);
 }

@@ -132,10 +132,10 @@ void weir__ksink_agg_check_shard(struct ksub *s, struct kslot *slot, size_t i) {
   const struct kentry *e = &s->ents[slot->members[slot->first[i]]];
   size_t want = weir__ksink_shard_of(st, e->hash_key);
 
-  if (st->n_shards > 0 && strcmp(st->shard_ids[want], slot->res[i].shard_id) != 0 &&
+  if (st->n_shards > 0 && strcmp(st->shard_ids[want], slot->out->shard_ids[i]) != 0 &&
       !st->map_stale) {
     WEIR_LOG_INFO("kinesis sink: stream %s: a record landed on %s, not %s: reloading the shard map",
-                  st->name, slot->res[i].shard_id, st->shard_ids[want]);
+                  st->name, slot->out->shard_ids[i], st->shard_ids[want]);
     st->map_stale = true;
   }
 }

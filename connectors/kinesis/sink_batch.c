@@ -468,11 +468,14 @@ static int handle(struct ksub *s, struct kslot *slot) {
     for (size_t j = 0; j < slot->n_members; j++)
       retry_later(s, &s->ents[slot->members[j]], now);
   } else {
+    const struct weir_kinesis_put_outcomes *out = slot->out;
+    size_t f = 0;
+
     for (size_t i = 0; i < slot->n; i++) {
-      const struct weir_kinesis_put_result *r = &slot->res[i];
+      const struct weir_kinesis_put_result *r;
       enum weir_kinesis_err_class cls;
 
-      if (r->ok) {
+      if (out->ok[i]) {
         for (uint32_t j = 0; j < slot->count[i]; j++)
           acked(s, &s->ents[slot->members[slot->first[i] + j]], &ok_bytes);
         ok_records += slot->count[i];
@@ -480,6 +483,7 @@ static int handle(struct ksub *s, struct kslot *slot) {
           weir__ksink_agg_check_shard(s, slot, i);
         continue;
       }
+      r = &out->fail[f++];
       s->entries_failed++;
       weir_metric_add(weir__ksink_failed_metric(s, r->error_code), 1);
       cls = weir__kinesis_classify(200, r->error_code);

@@ -116,13 +116,13 @@ struct kslot {
   bool keys_live;
   uint16_t kset[KSINK_KSET_SLOTS];
   /* The outcome (once DONE): rc, err when rc != 0, and the answer's body (in the client's
-   * buffer, valid until its next call), parsed by weir__ksink_slot_results into res. */
+   * buffer, valid until its next call), parsed by weir__ksink_slot_results into out. */
   int rc;
   struct weir_kinesis_error err;
   const uint8_t *answer;
   size_t answer_len;
   size_t sent; /* entries sent (fewer than n when the fault hook failed some) */
-  const struct weir_kinesis_put_result *res; /* borrowed: ksub.res, n entries */
+  const struct weir_kinesis_put_outcomes *out; /* borrowed: ksub.out, n entries */
   /* Fault injection only (allocated when the hook is set): the entries sent, and per entry of
    * the request the code the hook failed it with (NULL: sent). */
   struct weir_kinesis_put_entry *fi_req;
@@ -176,9 +176,11 @@ struct ksub {
   bool idle;             /* the last plain build walked everything and found nothing to send */
   int64_t next_retry_ms; /* with idle: the earliest retry time of a blocked head entry */
   /* Requests in flight. */
-  struct kslot *slots;                    /* owned, n_slots */
-  struct weir_kinesis_put_result *res;    /* owned: the results of the slot being handled */
-  struct weir_kinesis_put_result *fi_res; /* owned when the fault hook is set: of the sent ones */
+  struct kslot *slots; /* owned, n_slots */
+  /* The outcomes of the slot being handled (owned), and with the fault hook set those of the
+   * entries it sent (owned). With aggregation their shard_ids are owned too. */
+  struct weir_kinesis_put_outcomes *out;
+  struct weir_kinesis_put_outcomes *fi_out;
   size_t n_slots, busy;
   size_t in_flight_entries;
   /* Rate control (sink_rate.c). */
@@ -241,7 +243,7 @@ int weir__ksink_senders_start(struct ksub *s);
 void weir__ksink_senders_stop(struct ksub *s);
 /* Sends a built slot's request (QUEUED; DONE at once when it could not go out). */
 void weir__ksink_slot_submit(struct ksub *s, struct kslot *slot);
-/* Parses a DONE slot's answer (rc 0) into ksub.res and points slot->res at it, with the fault
+/* Parses a DONE slot's answer (rc 0) into ksub.out and points slot->out at it, with the fault
  * hook's failures merged in. 0, or the parse error (the slot client's last error says it). */
 int weir__ksink_slot_results(struct ksub *s, struct kslot *slot);
 /* An idle slot, or NULL. */

@@ -101,32 +101,55 @@ static void put_step(struct kslot *slot) {
 }
 
 int weir__ksink_slot_results(struct ksub *s, struct kslot *slot) {
-  size_t failed = 0;
+  struct weir_kinesis_put_outcomes *out = s->out, *fo = s->fi_out;
+  size_t j = 0, f = 0;
   int rc;
 
-  /* Shard ids are read only to check aggregates against the shard map. */
-  bool ids = s->cfg->aggregation;
-
-  slot->res = s->res;
+  slot->out = out;
   if (slot->fi_req == NULL)
-    return weir__kinesis_put_records_answer(slot->client, slot->answer, slot->answer_len, s->res,
-                                            slot->n, &failed, ids);
-  if (slot->sent > 0 &&
-      (rc = weir__kinesis_put_records_answer(slot->client, slot->answer, slot->answer_len,
-                                             s->fi_res, slot->sent, &failed, ids)) != 0)
+    return weir__kinesis_put_records_answer(slot->client, slot->answer, slot->answer_len, out,
+                                            slot->n);
+  if (slot->sent > 0 && (rc = weir__kinesis_put_records_answer(
+                             slot->client, slot->answer, slot->answer_len, fo, slot->sent)) != 0)
     return rc;
-  for (size_t i = 0, j = 0; i < slot->n; i++) {
-    struct weir_kinesis_put_result *r = &s->res[i];
+  out->failed = 0;
+  for (size_t i = 0; i < slot->n; i++) {
+    struct weir_kinesis_put_result *r;
 
-    if (slot->fi_code[i] == NULL) {
-      *r = s->fi_res[j++];
+    if (slot->fi_code[i] != NULL) {
+      out->ok[i] = 0;
+      r = &out->fail[out->failed++];
+      memset(r, 0, sizeof(*r));
+      snprintf(r->error_code, sizeof(r->error_code), "%s", slot->fi_code[i]);
+      strcpy(r->error_message, "injected");
       continue;
     }
-    memset(r, 0, sizeof(*r));
-    snprintf(r->error_code, sizeof(r->error_code), "%s", slot->fi_code[i]);
-    strcpy(r->error_message, "injected");
+    if ((out->ok[i] = fo->ok[j]) == 0)
+      out->fail[out->failed++] = fo->fail[f++];
+    else if (out->shard_ids != NULL)
+      memcpy(out->shard_ids[i], fo->shard_ids[j], sizeof(out->shard_ids[i]));
+    j++;
   }
   return 0;
+}
+
+/* A results block for the slots' answers (and its shard ids with aggregation); NULL. */
+static struct weir_kinesis_put_outcomes *outcomes_new(bool ids) {
+  struct weir_kinesis_put_outcomes *o = calloc(1, sizeof(*o));
+
+  if (o != NULL && ids &&
+      (o->shard_ids = calloc(WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS, sizeof(*o->shard_ids))) ==
+          NULL) {
+    free(o);
+    o = NULL;
+  }
+  return o;
+}
+
+static void outcomes_free(struct weir_kinesis_put_outcomes *o) {
+  if (o != NULL)
+    free(o->shard_ids);
+  free(o);
 }
 
 int weir__ksink_senders_start(struct ksub *s) {
@@ -136,9 +159,9 @@ int weir__ksink_senders_start(struct ksub *s) {
 
   s->n_slots = cfg->max_in_flight;
   if ((s->slots = calloc(s->n_slots, sizeof(*s->slots))) == NULL ||
-      (s->res = calloc(WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS, sizeof(*s->res))) == NULL ||
+      (s->out = outcomes_new(cfg->aggregation)) == NULL ||
       ((fault_fn != NULL || fault_code_fn != NULL) &&
-       (s->fi_res = calloc(WEIR_KINESIS_SINK_MAX_REQUEST_RECORDS, sizeof(*s->fi_res))) == NULL))
+       (s->fi_out = outcomes_new(cfg->aggregation)) == NULL))
     return WEIR_ENOMEM;
   for (size_t i = 0; i < s->n_slots; i++) {
     struct kslot *slot = &s->slots[i];
@@ -164,9 +187,9 @@ int weir__ksink_senders_start(struct ksub *s) {
 }
 
 void weir__ksink_senders_stop(struct ksub *s) {
-  free(s->res);
-  free(s->fi_res);
-  s->res = s->fi_res = NULL;
+  outcomes_free(s->out);
+  outcomes_free(s->fi_out);
+  s->out = s->fi_out = NULL;
   if (s->slots == NULL)
     return;
   for (size_t i = 0; i < s->n_slots; i++) {

@@ -382,6 +382,9 @@ Test(kinesis_sink_e2e, aggregation_deaggregated_exactly_by_the_sdk) {
   run_ok(job);
   cr_assert_eq(weir_job_metric_sum(job, "weir_kinesis_sink_records_total", NULL), N_AGG);
   cr_assert_gt(weir_job_metric_sum(job, "weir_kinesis_sink_aggregates_total", NULL), 0);
+  /* Every aggregate landed on the shard the map said (the answers' shard ids agree with it):
+   * the map was loaded once, never reloaded on wrong-shard evidence. */
+  cr_assert_eq(weir_job_metric_sum(job, "weir_kinesis_sink_shard_map_loads_total", NULL), 1);
   weir_job_destroy(job);
   weir_generator_destroy(gen);
 

@@ -489,29 +489,42 @@ Test(kinesis_put_records, both_member_orders_and_near_misses) {
 static int put_both(const char *body, size_t len, struct weir_kinesis_put_result *res, size_t n,
                     size_t *failed) {
   static struct weir_kinesis_put_result gen[WEIR_KINESIS_PUT_MAX_RECORDS];
-  static struct weir_kinesis_put_result out[WEIR_KINESIS_PUT_MAX_RECORDS];
-  size_t gfailed = 0, ofailed = 0;
-  int rc, grc, orc;
+  static struct weir_kinesis_put_outcomes out;
+  static char shard_ids[WEIR_KINESIS_PUT_MAX_RECORDS][WEIR_KINESIS_SHARD_ID_MAX + 1];
+  size_t gfailed = 0;
+  int rc, grc;
 
   cr_assert_leq(n, WEIR_KINESIS_PUT_MAX_RECORDS);
   rc = weir__kinesis_parse_put_records((const uint8_t *)body, len, res, n, failed);
   grc = weir__kinesis_parse_put_records_general((const uint8_t *)body, len, gen, n, &gfailed);
   cr_assert_eq(rc, grc, "fast %d, general %d: %.*s", rc, grc, (int)len, body);
-  /* Without the ids: the same outcomes (garbage in the fields it leaves alone must not leak). */
-  memset(out, 0x5A, sizeof(out));
-  orc = weir__kinesis_parse_put_outcomes((const uint8_t *)body, len, out, n, &ofailed);
-  cr_assert_eq(orc, grc, "outcomes %d, general %d: %.*s", orc, grc, (int)len, body);
+  /* The dense outcomes, without and with shard ids: the same (garbage left in what they do not
+   * write must not leak). */
+  for (int ids = 0; ids < 2; ids++) {
+    int orc;
+
+    memset(&out, 0x5A, sizeof(out));
+    memset(shard_ids, 0x5A, sizeof(shard_ids));
+    out.shard_ids = ids ? shard_ids : NULL;
+    orc = weir__kinesis_parse_put_outcomes((const uint8_t *)body, len, &out, n);
+    cr_assert_eq(orc, grc, "outcomes %d, general %d: %.*s", orc, grc, (int)len, body);
+    if (orc != 0)
+      continue;
+    cr_assert_eq(out.failed, gfailed);
+    for (size_t i = 0, f = 0; i < n; i++) {
+      cr_assert_eq(out.ok[i], gen[i].ok, "entry %zu", i);
+      if (!out.ok[i]) {
+        cr_assert_str_eq(out.fail[f].error_code, gen[i].error_code, "entry %zu", i);
+        cr_assert_str_eq(out.fail[f].error_message, gen[i].error_message, "entry %zu", i);
+        f++;
+      } else if (ids) {
+        cr_assert_str_eq(shard_ids[i], gen[i].shard_id, "entry %zu", i);
+      }
+    }
+  }
   if (rc != 0)
     return rc;
   cr_assert_eq(*failed, gfailed);
-  cr_assert_eq(ofailed, gfailed);
-  for (size_t i = 0; i < n; i++) {
-    cr_assert_eq(out[i].ok, gen[i].ok, "entry %zu", i);
-    if (!out[i].ok) {
-      cr_assert_str_eq(out[i].error_code, gen[i].error_code, "entry %zu", i);
-      cr_assert_str_eq(out[i].error_message, gen[i].error_message, "entry %zu", i);
-    }
-  }
   /* The fields that mean something (client_int.h): the ids of an acknowledged entry, code and
    * message of a failed one. */
   for (size_t i = 0; i < n; i++) {
