@@ -441,6 +441,15 @@ static void configure(struct weir_http *h) {
   curl_easy_setopt(e, CURLOPT_POST, 1L);
 }
 
+/* Resets resp and the handle's per-request state; resp is filled from now on. */
+static void begin_request(struct weir_http *h, struct weir_http_response *resp) {
+  memset(resp, 0, sizeof(*resp));
+  h->resp = resp;
+  h->len = 0;
+  h->too_big = false;
+  h->errbuf[0] = '\0';
+}
+
 /* Starts a request: resets resp and the handle's per-request state, and writes the request's
  * header lines into h->hdr_nodes: Host, X-Amz-Date, the caller's, the signer's and
  * Authorization. */
@@ -454,11 +463,7 @@ static int sign_headers(struct weir_http *h, const struct weir_http_request *req
   time_t now;
   int rc;
 
-  memset(resp, 0, sizeof(*resp));
-  h->resp = resp;
-  h->len = 0;
-  h->too_big = false;
-  h->errbuf[0] = '\0';
+  begin_request(h, resp);
   wipe_headers(h);
   if (req->method == NULL || req->url == NULL || req->n_headers > WEIR_HTTP_MAX_HEADERS)
     return WEIR_EINVAL;
@@ -813,11 +818,7 @@ int weir__http_parse_answer(struct weir_http *h, const uint8_t *bytes, size_t n,
   CURLcode cc = CURLE_OK;
   size_t off = 0;
 
-  memset(resp, 0, sizeof(*resp));
-  h->resp = resp;
-  h->len = 0;
-  h->too_big = false;
-  h->errbuf[0] = '\0';
+  begin_request(h, resp);
   hp_start(h);
   while (cc == CURLE_OK && !h->hp_done) {
     size_t k = n - off < piece ? n - off : piece;
