@@ -16,6 +16,7 @@
 #include <criterion/criterion.h>
 #include <ctype.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -636,6 +637,125 @@ static long cp_tunnels_to(const char *authority) {
   long n = (long)json_integer_value(json_object_get(json_object_get(root, "targets"), authority));
   json_decref(root);
   return n;
+}
+
+/* ---- several calls on their way at once, driven from one thread ------------------------ */
+
+#define N_CLIENTS 4
+#define PER_CLIENT (N_BATCH / N_CLIENTS)
+
+/* What the sink does with its slots: four clients begin a PutRecords each, then one poll loop
+ * steps whichever socket is ready until every answer is complete. Answers are trickled a few
+ * bytes at a time, so each call needs several steps and the calls finish interleaved. Every
+ * entry must be stored exactly once, on one kept connection per client. */
+Test(http_wire, calls_on_their_way_together_are_stepped_from_one_thread) {
+  static struct weir_kinesis_put_entry ents[N_CLIENTS][PER_CLIENT];
+  static struct weir_kinesis_put_outcomes out[N_CLIENTS];
+  weir_kinesis_client *c[N_CLIENTS];
+  int steps[N_CLIENTS] = {0}, order[N_CLIENTS], finished = 0, rounds = 0;
+  bool done[N_CLIENTS] = {false};
+  uint8_t seen[N_BATCH] = {0};
+  int rc;
+
+  start_proxied(21);
+  rules("[{\"op\":\"PutRecords\",\"fault\":\"trickle\"}]");
+  for (int k = 0; k < N_CLIENTS; k++) {
+    c[k] = connect_to(px.endpoint, NULL, NULL);
+    for (int j = 0; j < PER_CLIENT; j++) {
+      int i = k * PER_CLIENT + j;
+      size_t len = rec_data(i, payload[i]);
+
+      snprintf(keys[i], sizeof(keys[0]), "k-%d", i);
+      ents[k][j] = (struct weir_kinesis_put_entry){{payload[i], len}, weir_buf_str(keys[i]), NULL};
+    }
+  }
+  for (int k = 0; k < N_CLIENTS; k++) {
+    rc = weir__kinesis_put_records_begin(c[k], "w", ents[k], PER_CLIENT);
+    cr_assert_eq(rc, 0, "begin %d: %s %s", k, weir_err_name(rc),
+                 weir__kinesis_last_error(c[k])->message);
+    cr_assert_geq(weir__kinesis_call_socket(c[k]), 0);
+  }
+  while (finished < N_CLIENTS) {
+    struct pollfd pfd[N_CLIENTS];
+    int who[N_CLIENTS], n = 0;
+
+    cr_assert_lt(++rounds, 100000, "the calls never finished");
+    for (int k = 0; k < N_CLIENTS; k++)
+      if (!done[k]) {
+        pfd[n] =
+            (struct pollfd){weir__kinesis_call_socket(c[k]), weir__kinesis_call_events(c[k]), 0};
+        who[n++] = k;
+      }
+    cr_assert_gt(poll(pfd, (nfds_t)n, 5000), 0, "no call made progress in 5 s");
+    for (int j = 0; j < n; j++) {
+      int k = who[j];
+      const uint8_t *body;
+      size_t len;
+      bool fin = false;
+
+      if (pfd[j].revents == 0)
+        continue;
+      steps[k]++;
+      rc = weir__kinesis_call_step(c[k], &fin, &body, &len);
+      if (!fin) {
+        cr_assert_eq(rc, 0);
+        continue;
+      }
+      cr_assert_eq(rc, 0, "client %d: %s %s", k, weir_err_name(rc),
+                   weir__kinesis_last_error(c[k])->message);
+      cr_assert_eq(weir__kinesis_put_records_answer(c[k], body, len, &out[k], PER_CLIENT), 0);
+      cr_assert_eq(out[k].failed, 0);
+      for (int e = 0; e < PER_CLIENT; e++)
+        cr_assert(out[k].ok[e], "client %d entry %d", k, e);
+      done[k] = true;
+      order[finished++] = k;
+    }
+  }
+  for (int k = 0; k < N_CLIENTS; k++) {
+    /* trickled: the answer came in several pieces, each a step */
+    cr_assert_gt(steps[k], 2, "client %d finished in %d steps", k, steps[k]);
+    cr_assert_eq(weir__http_connects(c[k]->http), 1);
+  }
+  fprintf(stderr, "[together] %d poll rounds; finished in order %d %d %d %d\n", rounds, order[0],
+          order[1], order[2], order[3]);
+  cr_assert_eq(weir_test_fproxy_injected(&px, "trickle"), N_CLIENTS);
+
+  /* Read back: every record exactly once, its data intact (the calls' order in the shard is
+   * theirs to choose). */
+  {
+    struct weir_kinesis_iterator_req ir = {"w", "shardId-000000000000",
+                                           WEIR_KINESIS_ITER_TRIM_HORIZON, NULL, 0};
+    char it[WEIR_KINESIS_ITERATOR_MAX + 1];
+    int total = 0;
+
+    cr_assert_eq(weir__kinesis_get_shard_iterator(admin, &ir, it), 0);
+    weir__kinesis_records_init(&got);
+    for (int calls = 0; total < N_BATCH && calls < 40; calls++) {
+      cr_assert_eq(weir__kinesis_get_records(admin, it, 1000, &got), 0);
+      for (size_t r = 0; r < got.n; r++, total++) {
+        const struct weir_kinesis_record *rec = &got.recs[r];
+        uint8_t want[DATA_MAX];
+        char key[16];
+        int i;
+        size_t len;
+
+        cr_assert_lt(rec->partition_key.len, sizeof(key));
+        memcpy(key, rec->partition_key.ptr, rec->partition_key.len);
+        key[rec->partition_key.len] = '\0';
+        cr_assert_eq(sscanf(key, "k-%d", &i), 1, "key %s", key);
+        cr_assert(i >= 0 && i < N_BATCH && !seen[i], "record %d twice or unknown", i);
+        seen[i] = 1;
+        len = rec_data(i, want);
+        cr_assert_eq(rec->data.len, len, "record %d length", i);
+        cr_assert_eq(memcmp(rec->data.ptr, want, len), 0, "record %d data", i);
+      }
+      snprintf(it, sizeof(it), "%s", got.next_iterator);
+    }
+    weir__kinesis_records_free(&got);
+    cr_assert_eq(total, N_BATCH, "records read back");
+  }
+  for (int k = 0; k < N_CLIENTS; k++)
+    weir_kinesis_client_destroy(c[k]);
 }
 
 /* No proxy variable the environment may hold reaches libcurl except those a test sets. */
