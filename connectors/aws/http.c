@@ -308,7 +308,7 @@ void weir__http_destroy(struct weir_http *h) {
   raw_close(h);
   if (h->seg_wipe != NULL) /* a POST still on its way: its head's copy in the body's headroom */
     OPENSSL_cleanse(h->seg_wipe, h->head_len);
-  OPENSSL_cleanse(h->head, sizeof(h->head));
+  OPENSSL_cleanse(h->head, h->head_len); /* wiped after each request: 0 unless one is on its way */
   wipe_headers(h);
   curl_slist_free_all(h->resolve);
   free(h->resolve_entry);
