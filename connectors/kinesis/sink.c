@@ -261,8 +261,9 @@ static int ks_open(weir_ctx *ctx, void *data, void **inst) {
   if ((rc = weir__ksink_buf_init(s)) != 0 || (rc = weir__ksink_agg_init(s)) != 0 ||
       (rc = weir__ksink_dlq_open(s)) != 0)
     return rc;
-  if ((rc = weir__ksink_senders_start(s)) != 0)
-    return weir__ksink_fail(s, rc, "kinesis sink: cannot start the senders of stream %s: %s",
+  if ((rc = weir__ksink_slots_start(s)) != 0)
+    return weir__ksink_fail(s, rc,
+                            "kinesis sink: cannot set up the requests in flight of stream %s: %s",
                             cfg->stream, weir_strerror(rc));
   weir__ksink_rate_init(s);
   return 0;
@@ -432,7 +433,7 @@ static void ks_close(weir_ctx *ctx, void *inst) {
   if (s == NULL)
     return;
   s->ctx = ctx;
-  weir__ksink_senders_stop(s);
+  weir__ksink_slots_stop(s);
   if (s->records_out > 0 || s->dead > 0 || s->entries_failed > 0)
     WEIR_LOG_DEBUG("kinesis sink %s[%d]: stream %s: %" PRIu64 " records, %" PRIu64
                    " PutRecords, %" PRIu64 " failed entries, %" PRIu64 " dead letters",

@@ -93,8 +93,6 @@ enum kslot_state { SLOT_IDLE = 0, SLOT_QUEUED, SLOT_DONE };
 /* One request slot: IDLE, QUEUED (its PutRecords on its way) or DONE (answered or failed, not
  * yet handled). */
 struct kslot {
-  struct ksub *sub;
-  int index;
   weir_kinesis_client *client; /* owned */
   int state;                   /* enum kslot_state */
   /* The request (written before QUEUED). */
@@ -239,8 +237,11 @@ void weir__ksink_keys_clear(struct ksub *s);
 bool weir__ksink_sendable(const struct ksub *s, const struct kentry *e, int stream, int64_t now);
 
 /* ---- sink_send.c ---- */
-int weir__ksink_senders_start(struct ksub *s);
-void weir__ksink_senders_stop(struct ksub *s);
+/* Allocates the slots, their clients (no connection is opened yet) and the outcomes block. */
+int weir__ksink_slots_start(struct ksub *s);
+/* Abandons the requests still on their way (their records stay unacknowledged) and frees it
+ * all. */
+void weir__ksink_slots_stop(struct ksub *s);
 /* Sends a built slot's request (QUEUED; DONE at once when it could not go out). */
 void weir__ksink_slot_submit(struct ksub *s, struct kslot *slot);
 /* Parses a DONE slot's answer (rc 0) into ksub.out and points slot->out at it, with the fault

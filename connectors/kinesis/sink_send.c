@@ -4,9 +4,9 @@
  * The subtask thread drives them all as one event loop: submitting a slot writes and signs its
  * PutRecords body and sends what the socket takes; weir__ksink_slots_wait polls the sockets of
  * the slots in flight, in the same poll that waits for buffer space, and steps the ready ones
- * until their answers are complete. No thread handoff per request: on a 2-core machine the
- * sender threads this replaced spent about a quarter of the sink's CPU being woken and put to
- * sleep (docs/internals/kinesis-sink.md).
+ * until their answers are complete. No thread handoff per request: the sender threads this
+ * replaced cost about five context switches per request, the loop about one
+ * (docs/internals/kinesis-sink.md, "Threads").
  *
  * The client of a slot makes one attempt per PutRecords (no retries inside): the subtask
  * thread schedules every retry itself, so a throttled request never holds a slot while it
@@ -152,7 +152,7 @@ static void outcomes_free(struct weir_kinesis_put_outcomes *o) {
   free(o);
 }
 
-int weir__ksink_senders_start(struct ksub *s) {
+int weir__ksink_slots_start(struct ksub *s) {
   const weir_kinesis_sink_config *cfg = s->cfg;
   struct weir_kinesis_retry once = {0, 50, 1000, 2.0};
   int rc;
@@ -166,8 +166,6 @@ int weir__ksink_senders_start(struct ksub *s) {
   for (size_t i = 0; i < s->n_slots; i++) {
     struct kslot *slot = &s->slots[i];
 
-    slot->sub = s;
-    slot->index = (int)i;
     if ((slot->members = calloc(s->cap_ents, sizeof(*slot->members))) == NULL)
       return WEIR_ENOMEM;
     if (cfg->aggregation && (slot->agg_buf = malloc(cfg->max_request_bytes)) == NULL)
@@ -186,7 +184,7 @@ int weir__ksink_senders_start(struct ksub *s) {
   return 0;
 }
 
-void weir__ksink_senders_stop(struct ksub *s) {
+void weir__ksink_slots_stop(struct ksub *s) {
   outcomes_free(s->out);
   outcomes_free(s->fi_out);
   s->out = s->fi_out = NULL;
